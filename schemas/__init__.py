@@ -1,0 +1,1 @@
+"""The event contract shared with producers: pydantic models and exported JSON Schema."""

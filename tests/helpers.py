@@ -1,0 +1,70 @@
+"""Small helpers shared by tests: run the CLI as a process, inspect a database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def command_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The current environment with this test's database (and extras) in it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "KAFKA_"))}
+    env["DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+async def run_command(*argv: str, env: dict[str, str], timeout_s: float = 60) -> Finished:
+    """Run one of the project's console scripts from the repo root and wait for it."""
+    process = await asyncio.create_subprocess_exec(
+        str(BIN_DIR / argv[0]), *argv[1:], cwd=REPO_ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Finished(process.returncode, stdout.decode(), stderr.decode())
+
+
+async def user_tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await connection.close()
+    return {row["tablename"] for row in rows}
+
+
+async def enum_values(url: str) -> dict[str, list[str]]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+            "ORDER BY t.typname, e.enumsortorder"
+        )
+    finally:
+        await connection.close()
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["typname"], []).append(row["enumlabel"])
+    return found

@@ -1,0 +1,86 @@
+"""Engine and sessions, as the seed's usage examples expect them.
+
+``get_db`` is a FastAPI-style dependency; ``DatabaseSession`` an async context
+manager. Both use one lazily created engine built from ``Settings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from worker.settings import Settings, load_settings
+
+_engine: AsyncEngine | None = None
+_sessionmaker: async_sessionmaker[AsyncSession] | None = None
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An async engine with the pool sizes of the settings."""
+    return create_async_engine(
+        settings.async_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def configure(settings: Settings | None = None) -> async_sessionmaker[AsyncSession]:
+    """Build the shared engine once (from the environment unless settings are given)."""
+    global _engine, _sessionmaker
+    if _sessionmaker is None:
+        _engine = create_engine(settings or load_settings())
+        _sessionmaker = async_sessionmaker(_engine, expire_on_commit=False)
+    return _sessionmaker
+
+
+async def dispose() -> None:
+    """Close the shared engine's connections; the next use builds a new one."""
+    global _engine, _sessionmaker
+    if _engine is not None:
+        await _engine.dispose()
+    _engine = None
+    _sessionmaker = None
+
+
+async def get_db() -> AsyncIterator[AsyncSession]:
+    """Yield a session for one request; roll back if the request failed."""
+    async with configure()() as session:
+        try:
+            yield session
+        except Exception:
+            await session.rollback()
+            raise
+
+
+class DatabaseSession:
+    """``async with DatabaseSession() as db:`` gives a session, committed on success."""
+
+    def __init__(self) -> None:
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> AsyncSession:
+        self._session = configure()()
+        return self._session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            if exc_type is None:
+                await self._session.commit()
+            else:
+                await self._session.rollback()
+        finally:
+            await self._session.close()

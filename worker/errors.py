@@ -1,0 +1,35 @@
+"""The one exception hierarchy of log-ingest.
+
+Grouped by what the caller does with them::
+
+    IngestError                 base of everything this package raises on purpose
+    ├── ConfigError             bad configuration: print one line, exit 2
+    ├── SchemaError             the database schema is not what this build expects
+    │   └── SchemaBehindError   not at the migration head: refuse to start
+    └── MigrationError          a migration failed (lock timeout, SQL error): exit 1
+
+Foreign errors (pydantic, SQLAlchemy, asyncpg) are translated at the boundary
+with ``raise ... from exc`` so that messages name what an operator must fix.
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base of every error log-ingest raises on purpose."""
+
+
+class ConfigError(IngestError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class SchemaError(IngestError):
+    """The database schema does not match what this build expects."""
+
+
+class SchemaBehindError(SchemaError):
+    """The database is not at the migration head this build was released with."""
+
+
+class MigrationError(IngestError):
+    """Applying migrations failed; the schema was left as it was before."""

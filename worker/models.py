@@ -1,0 +1,179 @@
+"""SQLAlchemy models of the tables in the data contract (SCHEMA.md).
+
+The migrations in ``alembic/versions`` create exactly these; a test compares
+the two with alembic's autogenerate so that they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+EMPTY_JSON = text("'{}'::jsonb")
+
+
+class ActionType(enum.StrEnum):
+    """What an adapter service did; values and order are part of the contract."""
+
+    CRM_CREATE = "crm_create"
+    CRM_UPDATE = "crm_update"
+    CRM_DELETE = "crm_delete"
+    CRM_GET = "crm_get"
+    CRM_LIST = "crm_list"
+    CRM_SEARCH = "crm_search"
+    HELPDESK_CREATE_TICKET = "helpdesk_create_ticket"
+    HELPDESK_UPDATE_TICKET = "helpdesk_update_ticket"
+    HELPDESK_GET_TICKET = "helpdesk_get_ticket"
+    HELPDESK_LIST_TICKETS = "helpdesk_list_tickets"
+    HELPDESK_ADD_COMMENT = "helpdesk_add_comment"
+    CALENDAR_CREATE_EVENT = "calendar_create_event"
+    CALENDAR_UPDATE_EVENT = "calendar_update_event"
+    CALENDAR_DELETE_EVENT = "calendar_delete_event"
+    CALENDAR_GET_EVENT = "calendar_get_event"
+    CALENDAR_LIST_EVENTS = "calendar_list_events"
+    EMAIL_SEND = "email_send"
+    EMAIL_GET = "email_get"
+    EMAIL_LIST = "email_list"
+    EMAIL_SEARCH = "email_search"
+    KNOWLEDGE_STORE = "knowledge_store"
+    KNOWLEDGE_SEARCH = "knowledge_search"
+    KNOWLEDGE_GET = "knowledge_get"
+    KNOWLEDGE_DELETE = "knowledge_delete"
+
+
+class ActionStatus(enum.StrEnum):
+    """Where an action is in its lifecycle."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    RETRY = "retry"
+
+
+def _pg_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:
+    # Store the values (crm_create), not the Python member names (CRM_CREATE).
+    return Enum(
+        enum_class,
+        name=name,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table this project owns."""
+
+
+class TimestampMixin:
+    """created_at / updated_at, set by the database."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Tenant(TimestampMixin, Base):
+    """A customer organization; its events are accepted only while it is active."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (
+        Index("ix_tenants_api_key", "api_key"),
+        Index("ix_tenants_is_active", "is_active"),
+        Index("ix_tenants_name", "name"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    # SHA-256 hex digest of the API key; the key itself is never stored.
+    api_key: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    provider_configs: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=EMPTY_JSON
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB, nullable=True)
+
+
+class ActionLog(TimestampMixin, Base):
+    """One adapter operation; all events of one action merge into one row."""
+
+    __tablename__ = "action_logs"
+    __table_args__ = (
+        CheckConstraint("execution_time_ms >= 0", name="ck_action_logs_execution_time_ms"),
+        Index("ix_action_logs_action_type", "action_type"),
+        Index("ix_action_logs_action_type_created", "action_type", "created_at"),
+        Index("ix_action_logs_provider_name", "provider_name"),
+        Index("ix_action_logs_provider_status", "provider_name", "status"),
+        Index("ix_action_logs_status", "status"),
+        Index("ix_action_logs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_action_logs_tenant_id", "tenant_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    action_type: Mapped[ActionType] = mapped_column(
+        _pg_enum(ActionType, "action_type_enum"), nullable=False
+    )
+    provider_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    request_payload: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=EMPTY_JSON
+    )
+    response_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    status: Mapped[ActionStatus] = mapped_column(
+        _pg_enum(ActionStatus, "action_status_enum"), nullable=False
+    )
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    execution_time_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB, nullable=True)
+
+
+class AuditLog(TimestampMixin, Base):
+    """An immutable compliance record: the first one stored for an id stands."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("ix_audit_logs_action", "action"),
+        Index("ix_audit_logs_action_created", "action", "created_at"),
+        Index("ix_audit_logs_ip_address", "ip_address"),
+        Index("ix_audit_logs_resource", "resource_type", "resource_id"),
+        Index("ix_audit_logs_resource_type", "resource_type"),
+        Index("ix_audit_logs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_audit_logs_tenant_id", "tenant_id"),
+        Index("ix_audit_logs_user_action", "user_id", "action"),
+        Index("ix_audit_logs_user_id", "user_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
+    )
+    user_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    action: Mapped[str] = mapped_column(String(100), nullable=False)
+    resource_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    resource_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    ip_address: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB, nullable=True)

@@ -1,0 +1,96 @@
+"""Every knob of log-ingest, read once from the environment and an optional ``.env``.
+
+Nothing else in the package reads ``os.environ``: the ``Settings`` object is
+built at start and passed down.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "postgresql://postgres:postgres@localhost:5432/transform_army"
+_SYNC_SCHEME = "postgresql://"
+_ASYNC_SCHEME = "postgresql+asyncpg://"
+
+
+class Settings(BaseSettings):
+    """Configuration of the worker, the CLI and the migrations."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    # PostgreSQL (names and defaults of the seed).
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=20, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    migration_lock_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Kafka.
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_action_topic: str = Field(default="action-events", min_length=1)
+    kafka_audit_topic: str = Field(default="audit-events", min_length=1)
+    kafka_group_id: str = Field(default="log-ingest", min_length=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith((_SYNC_SCHEME, _ASYNC_SCHEME)):
+            scheme = value.split("://", 1)[0] if "://" in value else "none"
+            raise ValueError(
+                f"must start with postgresql:// or postgresql+asyncpg:// (got scheme {scheme!r})"
+            )
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError("must be a comma-separated list of host:port")
+        return value
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL with the asyncpg driver, as SQLAlchemy's async engine needs it."""
+        return _ASYNC_SCHEME + self.database_url.split("://", 1)[1]
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The plain libpq-style URL that asyncpg.connect accepts."""
+        return _SYNC_SCHEME + self.database_url.split("://", 1)[1]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad value becomes one ConfigError line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Name each bad variable and why, never echoing its value (it may be a secret)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        variable = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}: {message}")
+    return "invalid configuration: " + "; ".join(problems)
