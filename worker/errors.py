@@ -6,7 +6,12 @@ Grouped by what the caller does with them::
     ├── ConfigError             bad configuration: print one line, exit 2
     ├── SchemaError             the database schema is not what this build expects
     │   └── SchemaBehindError   not at the migration head: refuse to start
-    └── MigrationError          a migration failed (lock timeout, SQL error): exit 1
+    ├── MigrationError          a migration failed (lock timeout, SQL error): exit 1
+    ├── TransientError          database or broker unavailable: retry the batch, pause, not ready
+    ├── PartitionsFencedError   another replica owns the partitions: drop their work
+    └── BreakerTrippedError     nearly every event is rejected: stop consuming
+
+Bad events are not exceptions: decode and the sink turn them into ``Reject``s.
 
 Foreign errors (pydantic, SQLAlchemy, asyncpg) are translated at the boundary
 with ``raise ... from exc`` so that messages name what an operator must fix.
@@ -33,3 +38,20 @@ class SchemaBehindError(SchemaError):
 
 class MigrationError(IngestError):
     """Applying migrations failed; the schema was left as it was before."""
+
+
+class TransientError(IngestError):
+    """A dependency is unavailable (database or broker): retry with backoff, skip nothing."""
+
+
+class PartitionsFencedError(IngestError):
+    """Another replica owns these partitions now; drop their in-flight work, write nothing."""
+
+    def __init__(self, partitions: frozenset[tuple[str, int]]) -> None:
+        self.partitions = partitions
+        names = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions))
+        super().__init__(f"partitions taken over by another replica: {names}")
+
+
+class BreakerTrippedError(IngestError):
+    """Nearly everything is being rejected: stop instead of draining the topic into rejects."""

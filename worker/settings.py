@@ -44,6 +44,27 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
 
+    # Producers (EventPublisher); the embedded broker has no idempotent producer.
+    kafka_enable_idempotence: bool = True
+
+    # The pipeline.
+    max_event_bytes: int = Field(default=1024 * 1024, ge=1)
+    reject_raw_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    batch_max_events: int = Field(default=5000, ge=1)
+    batch_max_wait_ms: int = Field(default=200, ge=1)
+    max_buffered_events: int = Field(default=50_000, ge=1)
+    write_concurrency: int = Field(default=2, ge=1)
+    reject_breaker_ratio: float = Field(default=0.9, gt=0, le=1)
+    reject_breaker_min: int = Field(default=1000, ge=1)
+    shutdown_grace_s: float = Field(default=20.0, gt=0)
+    retry_backoff_initial_s: float = Field(default=0.1, gt=0)
+    retry_backoff_max_s: float = Field(default=10.0, gt=0)
+
+    # Tenant cache.
+    tenant_cache_size: int = Field(default=100_000, ge=1)
+    tenant_cache_ttl_s: float = Field(default=60.0, gt=0)
+    tenant_negative_ttl_s: float = Field(default=5.0, gt=0)
+
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
