@@ -2,22 +2,30 @@
 
 Exit codes a pipeline can rely on: 0 success, 1 the operation failed
 (migration rolled back, ...), 2 bad configuration or usage, 3 the database
-schema does not match this build.
+schema does not match this build, 4 the reject circuit breaker stopped the worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from typing import Annotated
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from worker.errors import ConfigError, IngestError, SchemaError
+from worker import admin
+from worker.errors import BreakerTrippedError, ConfigError, IngestError, SchemaError
 from worker.settings import load_settings
+
+T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_SCHEMA = 3
+EXIT_BREAKER = 4
 
 app = typer.Typer(
     name="log-ingest",
@@ -60,6 +68,97 @@ def dev(
     run_dev(exit_after_demo=exit_after_demo)
 
 
+@app.command()
+def run() -> None:
+    """Consume action and audit events into PostgreSQL until SIGTERM or SIGINT."""
+    from worker.app import run_worker
+    from worker.observability import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    _run_async(run_worker(settings))
+
+
+tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+rejects_app = typer.Typer(help="List and replay rejected events.", no_args_is_help=True)
+schemas_app = typer.Typer(help="The event contract for producers.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(rejects_app, name="rejects")
+app.add_typer(schemas_app, name="schemas")
+TenantId = Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")]
+
+
+@tenants_app.command("create")
+def tenants_create(name: str) -> None:
+    """Create a tenant; prints its id and API key (shown only this once)."""
+    key = _run_async(admin.create_tenant(load_settings(), name))
+    typer.echo(f"id: {key.tenant_id}\napi_key: {key.api_key}")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """All tenants, by name."""
+    for row in _run_async(admin.list_tenants(load_settings())):
+        state = "active" if row["is_active"] else "inactive"
+        typer.echo(f"{row['id']}  {state:8}  {row['name']}")
+
+
+@tenants_app.command("deactivate")
+def tenants_deactivate(tenant_id: TenantId) -> None:
+    """Reject this tenant's events from now on."""
+    _run_async(admin.set_tenant_active(load_settings(), tenant_id, False))
+    typer.echo(f"deactivated {tenant_id}")
+
+
+@tenants_app.command("activate")
+def tenants_activate(tenant_id: TenantId) -> None:
+    """Accept this tenant's events again."""
+    _run_async(admin.set_tenant_active(load_settings(), tenant_id, True))
+    typer.echo(f"activated {tenant_id}")
+
+
+@tenants_app.command("rotate-key")
+def tenants_rotate_key(tenant_id: TenantId) -> None:
+    """Replace the tenant's API key; prints the new key once."""
+    key = _run_async(admin.rotate_key(load_settings(), tenant_id))
+    typer.echo(f"id: {key.tenant_id}\napi_key: {key.api_key}")
+
+
+@rejects_app.command("list")
+def rejects_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+) -> None:
+    """Rejected events: position, reason and detail (never the payload)."""
+    for r in _run_async(admin.list_rejects(load_settings(), reason, limit)):
+        replayed = " replayed" if r.replayed_at else ""
+        typer.echo(f"{r.topic}[{r.partition}]@{r.offset}  {r.reason}  {r.detail}{replayed}")
+
+
+@rejects_app.command("replay")
+def rejects_replay(
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+) -> None:
+    """Publish stored rejects to their topic again and mark them replayed."""
+    replayed, skipped = _run_async(admin.replay_rejects(load_settings(), reason))
+    typer.echo(f"replayed {replayed}, skipped {skipped} stored only in part")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write.")] = Path("schemas"),
+) -> None:
+    """Write the JSON Schema files of ActionEvent and AuditEvent."""
+    from schemas.export import write_json_schemas
+
+    for path in write_json_schemas(directory):
+        typer.echo(str(path))
+
+
+def _run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
 def main() -> None:
     """Console-script entry: turn our errors into one line and an exit code."""
     try:
@@ -68,6 +167,8 @@ def main() -> None:
         _fail(str(exc), EXIT_CONFIG)
     except SchemaError as exc:
         _fail(str(exc), EXIT_SCHEMA)
+    except BreakerTrippedError as exc:
+        _fail(str(exc), EXIT_BREAKER)
     except IngestError as exc:
         _fail(str(exc), EXIT_FAILED)
 

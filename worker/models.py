@@ -12,19 +12,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 EMPTY_JSON = text("'{}'::jsonb")
@@ -177,3 +180,46 @@ class AuditLog(TimestampMixin, Base):
     ip_address: Mapped[str | None] = mapped_column(String(45), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(Text, nullable=True)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB, nullable=True)
+
+
+class IngestOffset(Base):
+    """The next offset to consume of one partition, per consumer group.
+
+    Written in the same transaction as the rows it covers, with a compare-and-set
+    on the previous value: this is what makes ingestion exactly-once.
+    """
+
+    __tablename__ = "ingest_offsets"
+
+    group_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    next_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class IngestReject(Base):
+    """A consumed message that was not stored as a row, kept to list and replay."""
+
+    __tablename__ = "ingest_rejects"
+    __table_args__ = (
+        UniqueConstraint("topic", "partition", "offset", name="uq_ingest_rejects_position"),
+        Index("ix_ingest_rejects_reason", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), nullable=False)
+    partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    key: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
+    # The message value, truncated to REJECT_RAW_MAX_BYTES; raw_size is its original length.
+    raw: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
+    raw_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(50), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=20, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
     migration_lock_timeout_s: float = Field(default=10.0, gt=0)
+    # The worker's own bounds: a silent network must not hang it.
+    database_connect_timeout_s: float = Field(default=10.0, gt=0)
+    database_command_timeout_s: float = Field(default=60.0, gt=0)
 
     # Kafka.
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -52,8 +55,6 @@ class Settings(BaseSettings):
     reject_raw_max_bytes: int = Field(default=1024 * 1024, ge=0)
     batch_max_events: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
-    max_buffered_events: int = Field(default=50_000, ge=1)
-    write_concurrency: int = Field(default=2, ge=1)
     reject_breaker_ratio: float = Field(default=0.9, gt=0, le=1)
     reject_breaker_min: int = Field(default=1000, ge=1)
     shutdown_grace_s: float = Field(default=20.0, gt=0)

@@ -1,0 +1,103 @@
+"""Pure stages: the reject breaker's window and batch building with offset ranges."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from worker.batching import build_batch, without_partitions
+from worker.breaker import RejectBreaker
+from worker.errors import BreakerTrippedError
+from worker.records import (
+    Accepted,
+    ActionRow,
+    AuditRow,
+    OffsetRange,
+    RawRecord,
+    Reject,
+    RejectReason,
+    TopicPartition,
+)
+
+NOW = datetime.now(UTC)
+
+
+def record(topic: str, partition: int, offset: int) -> RawRecord:
+    return RawRecord(topic, partition, offset, None, b"{}", 0)
+
+
+def action(offset: int, partition: int = 0) -> Accepted:
+    row = ActionRow(uuid.uuid4(), uuid.uuid4(), "crm_get", "hubspot", "{}", None, "success",
+                    None, 1, None, NOW)  # fmt: skip
+    return Accepted(row, record("action-events", partition, offset))
+
+
+def audit(offset: int) -> Accepted:
+    row = AuditRow(uuid.uuid4(), uuid.uuid4(), None, "login", "user", "u", None, None, None,
+                   None, NOW)  # fmt: skip
+    return Accepted(row, record("audit-events", 0, offset))
+
+
+def reject(offset: int) -> Reject:
+    return Reject(record("action-events", 0, offset), RejectReason.INVALID_JSON, "line 1")
+
+
+def test_breaker_trips_only_on_a_full_bad_window() -> None:
+    """Below the window size nothing trips; more than the ratio rejected in a full window does."""
+    breaker = RejectBreaker(ratio=0.9, window=10)
+    breaker.observe([reject(i) for i in range(9)])
+    with pytest.raises(BreakerTrippedError, match="10 of the last 10"):
+        breaker.observe([reject(9)])
+
+
+def test_breaker_tolerates_exactly_the_ratio() -> None:
+    """9 of 10 rejected is not *more than* 90%."""
+    breaker = RejectBreaker(ratio=0.9, window=10)
+    breaker.observe([action(0)] + [reject(i) for i in range(1, 10)])
+    assert breaker.reject_ratio == pytest.approx(0.9)
+
+
+def test_breaker_window_slides() -> None:
+    """Old good events leave the window; the count stays exact."""
+    breaker = RejectBreaker(ratio=0.5, window=4)
+    breaker.observe([action(0), action(1), reject(2), reject(3)])
+    with pytest.raises(BreakerTrippedError):
+        breaker.observe([reject(4)])
+
+
+def test_build_batch_sorts_and_ranges_offsets() -> None:
+    """Each kind goes to its list; every partition moves from its start to last offset + 1."""
+    action_tp, audit_tp = TopicPartition("action-events", 0), TopicPartition("audit-events", 0)
+    items = [action(5), reject(6), action(7), audit(40)]
+    batch = build_batch(items, {action_tp: 5, audit_tp: None})  # type: ignore[arg-type]
+    assert [a.record.offset for a in batch.actions] == [5, 7]
+    assert [r.record.offset for r in batch.rejects] == [6]
+    assert [a.record.offset for a in batch.audits] == [40]
+    assert batch.offsets == {action_tp: OffsetRange(5, 8), audit_tp: OffsetRange(None, 41)}
+    assert len(batch) == 4
+
+
+def test_build_batch_skips_partitions_not_owned() -> None:
+    """Records of a partition without a start (revoked meanwhile) are left out."""
+    batch = build_batch([action(1, partition=3)], {})
+    assert len(batch) == 0
+    assert batch.offsets == {}
+
+
+def test_without_partitions() -> None:
+    """Dropping a partition removes its events and its offset range, nothing else."""
+    tp0, tp1 = TopicPartition("action-events", 0), TopicPartition("action-events", 1)
+    batch = build_batch([action(1, 0), action(2, 1)], {tp0: 1, tp1: 2})
+    kept = without_partitions(batch, {tp1})
+    assert [a.record.partition for a in kept.actions] == [0]
+    assert set(kept.offsets) == {tp0}
+
+
+def test_build_batch_ignores_records_before_the_start() -> None:
+    """A record below the partition's stored position is never counted again."""
+    tp = TopicPartition("action-events", 0)
+    batch = build_batch([action(3), action(4), action(5)], {tp: 4})
+    assert [a.record.offset for a in batch.actions] == [4, 5]
+    assert batch.offsets == {tp: OffsetRange(4, 6)}

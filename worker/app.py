@@ -1,0 +1,148 @@
+"""``log-ingest run``: build the stages from the settings, run the pipeline, stop cleanly.
+
+Start-up waits (with backoff) for PostgreSQL and refuses a schema that is not
+at head. SIGTERM and SIGINT stop fetching; the batch in hand is written and
+committed within SHUTDOWN_GRACE_S, the consumer leaves its group, and the
+process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import asyncpg
+import sqlalchemy.exc
+import structlog
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from worker.consumer import KafkaSource
+from worker.errors import TransientError
+from worker.health import Readiness
+from worker.migrations import ensure_schema_at_head
+from worker.pipeline import Pipeline
+from worker.retry import Backoff
+from worker.settings import Settings
+from worker.sink import PostgresSink
+from worker.stats import PipelineStats
+from worker.tenants import PostgresTenantSource, TenantCache, TenantListener
+
+log = structlog.get_logger(__name__)
+SUMMARY_EVERY_S = 5.0
+CONNECT_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> PipelineStats:
+    """Run until ``stop`` is set (or a signal arrives); return the final totals."""
+    install_signals = stop is None
+    stop = stop or asyncio.Event()
+    readiness, stats = Readiness(), PipelineStats()
+    async with _signals(stop, install_signals), _database(settings, stop) as pool:
+        sink = PostgresSink(
+            pool, group_id=settings.kafka_group_id,
+            reject_raw_max_bytes=settings.reject_raw_max_bytes,
+        )  # fmt: skip
+        cache = _tenant_cache(settings, pool)
+        pipeline = Pipeline(settings, sink, cache, readiness, stats)
+        source = KafkaSource(
+            settings,
+            load_offsets=lambda tps: pipeline.retrying(sink.load_offsets, tps),
+            on_assigned=pipeline.partitions_assigned,
+            on_revoked=pipeline.partitions_revoked,
+        )
+        listener = TenantListener(settings.asyncpg_dsn, cache)
+        async with _background(listener.run(), _log_summaries(stats)):
+            await source.start()
+            readiness.clear(Readiness.STARTING)
+            readiness.fail(Readiness.NO_ASSIGNMENT)
+            try:
+                await pipeline.run(source, stop)
+            finally:
+                readiness.fail(Readiness.STOPPING)
+                await source.stop()
+    log.info("worker_stopped", **stats.summary())
+    return stats
+
+
+def _tenant_cache(settings: Settings, pool: asyncpg.Pool) -> TenantCache:
+    return TenantCache(
+        PostgresTenantSource(pool),
+        max_size=settings.tenant_cache_size,
+        ttl_s=settings.tenant_cache_ttl_s,
+        negative_ttl_s=settings.tenant_negative_ttl_s,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[asyncpg.Pool]:
+    """A pool once PostgreSQL answers and its schema is at head."""
+    backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
+    while True:
+        try:
+            await _check_schema(settings)
+            pool = await asyncpg.create_pool(
+                settings.asyncpg_dsn,
+                min_size=1,
+                max_size=4,
+                timeout=settings.database_connect_timeout_s,
+                command_timeout=settings.database_command_timeout_s,
+            )
+            break
+        except CONNECT_ERRORS as exc:
+            if stop.is_set():
+                raise TransientError("stopped while waiting for PostgreSQL") from exc
+            log.warning("database_unavailable", error=type(exc).__name__)
+            await backoff.sleep()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _check_schema(settings: Settings) -> None:
+    engine = create_async_engine(settings.async_database_url)
+    try:
+        await ensure_schema_at_head(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _signals(stop: asyncio.Event, install: bool) -> AsyncIterator[None]:
+    if not install:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def _background(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _log_summaries(stats: PipelineStats) -> None:
+    while True:
+        await asyncio.sleep(SUMMARY_EVERY_S)
+        log.info("ingest_summary", **stats.summary())

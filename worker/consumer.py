@@ -1,0 +1,139 @@
+"""The Kafka side of the worker: group membership, seeking to PostgreSQL's offsets, fetching.
+
+Contract: offsets are never committed automatically. On assignment each
+partition is positioned at the next_offset stored in PostgreSQL (the source of
+truth), or at the beginning when none is stored. ``commit`` afterwards only
+tells Kafka what PostgreSQL already holds, so that lag tools see progress; its
+failure is logged and ignored. ``fetch`` does not block longer than asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetadata
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.errors import KafkaError
+
+from worker.kafka_config import client_options
+from worker.records import RawRecord, TopicPartition
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
+OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
+OnRevoked = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._source.partitions_revoked({TopicPartition(*tp) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._source.partitions_assigned([TopicPartition(*tp) for tp in assigned])
+
+
+class KafkaSource:
+    """One consumer in the group, over the action and audit topics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        load_offsets: LoadOffsets,
+        on_assigned: OnAssigned,
+        on_revoked: OnRevoked,
+    ) -> None:
+        self._topics = (settings.kafka_action_topic, settings.kafka_audit_topic)
+        self._load_offsets = load_offsets
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._consumer = AIOKafkaConsumer(
+            group_id=settings.kafka_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
+            fetch_max_bytes=32 * 1024 * 1024,
+            **client_options(settings),
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
+
+    async def stop(self) -> None:
+        """Leave the group (revoking what is assigned) and close connections."""
+        await self._consumer.stop()
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(*tp) for tp in self._consumer.assignment()}
+
+    async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [
+            RawRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            for messages in batches.values()
+            for m in messages
+        ]
+
+    def pause(self) -> None:
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._consumer.resume(*self._consumer.assignment())
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Mirror PostgreSQL's offsets to Kafka for lag tools; never fatal."""
+        owned = self._consumer.assignment()
+        to_commit = {
+            KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "")
+            for tp, offset in offsets.items()
+            if KafkaTopicPartition(*tp) in owned
+        }
+        if not to_commit:
+            return
+        try:
+            await self._consumer.commit(to_commit)
+        except KafkaError as exc:
+            log.info("kafka_commit_skipped", error=type(exc).__name__)
+
+    async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """Position the partitions at PostgreSQL's offsets again (after being fenced).
+
+        The seeks happen at the very end, with no await after them: the caller
+        can record the new positions before any record from them is returned.
+        """
+        stored = await self._load_offsets(list(partitions))
+        await self._seek(partitions, stored)
+        return stored
+
+    async def _seek(
+        self, partitions: Collection[TopicPartition], stored: Mapping[TopicPartition, int]
+    ) -> None:
+        missing = [KafkaTopicPartition(*tp) for tp in partitions if tp not in stored]
+        beginnings = await self._consumer.beginning_offsets(missing) if missing else {}
+        # From here on no await: every seek is done before the event loop runs anything else.
+        for tp in partitions:
+            kafka_tp = KafkaTopicPartition(*tp)
+            self._consumer.seek(kafka_tp, stored[tp] if tp in stored else beginnings[kafka_tp])
+
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = await self._load_offsets(assigned)
+        await self._seek(assigned, stored)
+        self._on_assigned({tp: stored.get(tp) for tp in assigned})
+        log.info("partitions_assigned", partitions=_names(assigned))
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        log.info("partitions_revoked", partitions=_names(revoked))
+        await self._on_revoked(revoked)
+
+
+def _names(partitions: Collection[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)

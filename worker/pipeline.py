@@ -1,0 +1,249 @@
+"""The one place that wires the stages into the main loop.
+
+    fetch (consumer) -> decode -> resolve tenants -> build batch -> write (sink) -> commit to Kafka
+
+One batch is written while the next is fetched and decoded. A write is retried
+with backoff for as long as the database is unavailable (fetching pauses, the
+worker reports not ready); partitions another replica took are dropped, never
+written. Data only moves forward: no stage calls back into an earlier one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Protocol, TypeVar
+
+import structlog
+
+from worker.batching import build_batch, without_partitions
+from worker.breaker import RejectBreaker
+from worker.decode import EventKind, decode_many
+from worker.errors import PartitionsFencedError, TransientError
+from worker.health import Readiness
+from worker.records import Batch, RawRecord, TopicPartition, WriteResult
+from worker.retry import Backoff
+from worker.settings import Settings
+from worker.stats import PipelineStats
+from worker.tenants import TenantCache, apply_tenants, tenant_ids
+
+log = structlog.get_logger(__name__)
+KEEPALIVE_S = 1.0  # how often a waiting loop still polls Kafka, well under max.poll.interval
+
+
+class Source(Protocol):
+    """The consuming side, as the pipeline needs it."""
+
+    async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+    async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+
+class Sink(Protocol):
+    """The writing side: one transaction per batch."""
+
+    async def write(self, batch: Batch) -> WriteResult: ...
+
+
+Epochs = dict[TopicPartition, int]
+T = TypeVar("T")
+A = TypeVar("A")
+
+
+class Pipeline:
+    """Owns the loop and the per-partition positions; stages do the work.
+
+    Each owned partition has a start (where its next batch begins, as stored in
+    PostgreSQL) and an epoch, bumped whenever the consumer is re-positioned on
+    it; records and batches of an older epoch are dropped, never written.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sink: Sink,
+        tenants: TenantCache,
+        readiness: Readiness,
+        stats: PipelineStats,
+    ) -> None:
+        self._settings = settings
+        self._sink = sink
+        self._tenants = tenants
+        self._readiness = readiness
+        self.stats = stats
+        self._kinds = {
+            settings.kafka_action_topic: EventKind.ACTION,
+            settings.kafka_audit_topic: EventKind.AUDIT,
+        }
+        self._breaker = RejectBreaker(
+            ratio=settings.reject_breaker_ratio, window=settings.reject_breaker_min
+        )
+        self._starts: dict[TopicPartition, int | None] = {}
+        self._epochs: Epochs = {}
+        self._in_flight: asyncio.Task[None] | None = None
+        self._source: Source | None = None
+
+    # Called by the consumer during rebalances.
+
+    def partitions_assigned(self, stored: dict[TopicPartition, int | None]) -> None:
+        self._reposition(stored)
+        self._readiness.clear(Readiness.NO_ASSIGNMENT)
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Let the write in flight finish within the grace period, then forget the partitions."""
+        if self._in_flight is not None:
+            done, _ = await asyncio.wait({self._in_flight}, timeout=self._settings.shutdown_grace_s)
+            if not done:
+                log.warning("revoke_deadline_passed", partitions=len(revoked))
+        for tp in revoked:
+            self._starts.pop(tp, None)
+            self._epochs[tp] = self._epochs.get(tp, 0) + 1
+        if not self._starts:
+            self._readiness.fail(Readiness.NO_ASSIGNMENT)
+
+    def _reposition(self, starts: Mapping[TopicPartition, int | None]) -> None:
+        for tp, start in starts.items():
+            self._starts[tp] = start
+            self._epochs[tp] = self._epochs.get(tp, 0) + 1
+
+    # The loop.
+
+    async def run(self, source: Source, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then write what is in hand within the grace period."""
+        self._source = source
+        while not stop.is_set():
+            chunks = await self._collect(source, stop)
+            records = self._current(chunks)
+            if records:
+                batch = await self._prepare(records)
+                await self._submit(batch, dict(self._epochs))
+        await self._drain()
+
+    async def _collect(
+        self, source: Source, stop: asyncio.Event
+    ) -> list[tuple[Epochs, list[RawRecord]]]:
+        """Fetch until the batch is full or its time is up; remember each fetch's epochs."""
+        limit = self._settings.batch_max_events
+        deadline = time.monotonic() + self._settings.batch_max_wait_ms / 1000
+        chunks: list[tuple[Epochs, list[RawRecord]]] = []
+        count = 0
+        while count < limit and not stop.is_set():
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            records = await source.fetch(remaining_ms, limit - count)
+            # Taken after the fetch: the consumer returns no record from before a seek,
+            # so what it returns now belongs to the partitions' current epochs.
+            epochs = dict(self._epochs)
+            if records:
+                chunks.append((epochs, records))
+                count += len(records)
+        self.stats.consumed(count)
+        return chunks
+
+    def _current(self, chunks: list[tuple[Epochs, list[RawRecord]]]) -> list[RawRecord]:
+        """The fetched records whose partition was not re-positioned since they were fetched."""
+        current: list[RawRecord] = []
+        for epochs, records in chunks:
+            if epochs == self._epochs:
+                current += records
+            else:
+                current += [
+                    r
+                    for r in records
+                    if self._same_epoch(epochs, TopicPartition(r.topic, r.partition))
+                ]
+        return current
+
+    def _same_epoch(self, epochs: Epochs, tp: TopicPartition) -> bool:
+        return epochs.get(tp) == self._epochs.get(tp)
+
+    async def _prepare(self, records: list[RawRecord]) -> Batch:
+        decoded = decode_many(records, self._kinds, self._settings.max_event_bytes)
+        statuses = await self.retrying(self._tenants.resolve, tenant_ids(decoded))
+        decoded = apply_tenants(decoded, statuses)
+        # The breaker judges before anything is written, so a tripped batch stays unconsumed.
+        self._breaker.observe(decoded)
+        batch = build_batch(decoded, self._starts)
+        for tp, offsets in batch.offsets.items():
+            self._starts[tp] = offsets.next
+        return batch
+
+    async def _submit(self, batch: Batch, epochs: Epochs) -> None:
+        """Wait for the previous write, then start this one in the background."""
+        await self._wait_in_flight()
+        self._in_flight = asyncio.create_task(self._write(batch, epochs))
+
+    async def _wait_in_flight(self) -> None:
+        """Wait for the write in flight, keeping the consumer's poll timer alive meanwhile."""
+        task = self._in_flight
+        while task is not None and not task.done():
+            done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_S)
+            if not done and self._source is not None:
+                # Paused partitions return nothing, but the poll keeps us in the group.
+                self._source.pause()
+                await self._source.fetch(0, 1)
+        if self._source is not None:
+            self._source.resume()
+        self._in_flight = None
+        if task is not None:
+            await task
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self._wait_in_flight(), self._settings.shutdown_grace_s)
+        except TimeoutError:
+            log.warning("shutdown_grace_exceeded", note="unwritten events will be redelivered")
+
+    async def _write(self, batch: Batch, epochs: Epochs) -> None:
+        started = time.monotonic()
+        while True:
+            stale = {tp for tp in batch.offsets if not self._same_epoch(epochs, tp)}
+            batch = without_partitions(batch, stale) if stale else batch
+            if not batch.offsets:
+                return
+            try:
+                result = await self.retrying(self._sink.write, batch)
+                break
+            except PartitionsFencedError as exc:
+                await self._refence({TopicPartition(*tp) for tp in exc.partitions})
+        self.stats.written(result, time.monotonic() - started)
+        log.debug(
+            "batch_written",
+            events=len(batch),
+            offsets={f"{tp.topic}[{tp.partition}]": r.next for tp, r in batch.offsets.items()},
+            seconds=round(time.monotonic() - started, 3),
+        )
+        if self._source is not None:
+            await self._source.commit({tp: r.next for tp, r in batch.offsets.items()})
+
+    async def _refence(self, fenced: set[TopicPartition]) -> None:
+        """Another replica moved these partitions: restart them from what PostgreSQL holds."""
+        log.warning("partitions_fenced", partitions=len(fenced))
+        owned = {tp for tp in fenced if tp in self._starts}
+        for tp in fenced - owned:
+            self._epochs[tp] = self._epochs.get(tp, 0) + 1
+        if self._source is not None and owned:
+            stored = await self.retrying(self._source.reload, owned)
+            # No await between the consumer's seeks and this: nothing is fetched in between.
+            self._reposition({tp: stored.get(tp) for tp in owned})
+
+    async def retrying(self, operation: Callable[[A], Awaitable[T]], argument: A) -> T:
+        """Run until it succeeds; transient failures pause progress and mark us not ready."""
+        backoff = Backoff(
+            self._settings.retry_backoff_initial_s, self._settings.retry_backoff_max_s
+        )
+        while True:
+            try:
+                result = await operation(argument)
+            except TransientError as exc:
+                self._readiness.fail(Readiness.DATABASE)
+                self.stats.retries += 1
+                log.warning("transient_failure", error=str(exc), attempt=backoff.attempts + 1)
+                await backoff.sleep()
+                continue
+            self._readiness.clear(Readiness.DATABASE)
+            return result
