@@ -93,5 +93,6 @@ def stream_settings(settings: Settings, **overrides: object) -> Settings:
         "max_event_bytes": 64 * 1024,
         "batch_max_wait_ms": 100,
         "retry_backoff_max_s": 1.0,
+        "http_port": 0,
     }
     return settings.model_copy(update=values | overrides)

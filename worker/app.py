@@ -17,11 +17,12 @@ from typing import Any
 import asyncpg
 import sqlalchemy.exc
 import structlog
+from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from worker.consumer import KafkaSource
 from worker.errors import TransientError
-from worker.health import Readiness
+from worker.health import HealthServer, Readiness
 from worker.migrations import ensure_schema_at_head
 from worker.pipeline import Pipeline
 from worker.retry import Backoff
@@ -32,6 +33,7 @@ from worker.tenants import PostgresTenantSource, TenantCache, TenantListener
 
 log = structlog.get_logger(__name__)
 SUMMARY_EVERY_S = 5.0
+BROKER_PROBE_EVERY_S = 5.0
 CONNECT_ERRORS = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -46,12 +48,22 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> P
     install_signals = stop is None
     stop = stop or asyncio.Event()
     readiness, stats = Readiness(), PipelineStats()
-    async with _signals(stop, install_signals), _database(settings, stop) as pool:
+    server = HealthServer(readiness, stats.metrics, settings.http_host, settings.http_port)
+    await server.start()
+    log.info("http_listening", port=server.port)
+    async with (
+        _signals(stop, install_signals),
+        _stopping(server),
+        _database(settings, stop) as pool,
+    ):
         sink = PostgresSink(
             pool, group_id=settings.kafka_group_id,
             reject_raw_max_bytes=settings.reject_raw_max_bytes,
         )  # fmt: skip
         cache = _tenant_cache(settings, pool)
+        stats.metrics.watch_tenant_cache(
+            lambda: cache.hits, lambda: cache.misses, lambda: len(cache)
+        )
         pipeline = Pipeline(settings, sink, cache, readiness, stats)
         source = KafkaSource(
             settings,
@@ -60,7 +72,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> P
             on_revoked=pipeline.partitions_revoked,
         )
         listener = TenantListener(settings.asyncpg_dsn, cache)
-        async with _background(listener.run(), _log_summaries(stats)):
+        background = (listener.run(), _log_summaries(stats), _probe_broker(source, readiness))
+        async with _background(*background):
             await source.start()
             readiness.clear(Readiness.STARTING)
             readiness.fail(Readiness.NO_ASSIGNMENT)
@@ -140,6 +153,26 @@ async def _background(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[N
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def _stopping(server: HealthServer) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await server.stop()
+
+
+async def _probe_broker(source: KafkaSource, readiness: Readiness) -> None:
+    """Readiness follows whether a broker answers a metadata request."""
+    while True:
+        try:
+            await asyncio.wait_for(source.probe(), BROKER_PROBE_EVERY_S)
+            readiness.clear(Readiness.BROKER)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("broker_unavailable", error=type(exc).__name__)
+            readiness.fail(Readiness.BROKER)
+        await asyncio.sleep(BROKER_PROBE_EVERY_S)
 
 
 async def _log_summaries(stats: PipelineStats) -> None:

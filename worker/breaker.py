@@ -21,6 +21,7 @@ class RejectBreaker:
         self._ratio = ratio
         self._outcomes: deque[bool] = deque(maxlen=window)
         self._rejected = 0
+        self.tripped = False
 
     @property
     def reject_ratio(self) -> float:
@@ -36,6 +37,7 @@ class RejectBreaker:
             outcomes.append(rejected)
             self._rejected += rejected
         if len(outcomes) == outcomes.maxlen and self.reject_ratio > self._ratio:
+            self.tripped = True
             raise BreakerTrippedError(
                 f"{self._rejected} of the last {len(outcomes)} events were rejected "
                 f"(more than {self._ratio:.0%}): stopping instead of draining the topic "

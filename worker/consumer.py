@@ -83,6 +83,15 @@ class KafkaSource:
             for m in messages
         ]
 
+    def highwaters(self) -> dict[TopicPartition, int]:
+        """The log end of each owned partition, as last seen by fetches (for lag)."""
+        ends = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
+        return {TopicPartition(*tp): end for tp, end in ends.items() if end is not None}
+
+    async def probe(self) -> None:
+        """Ask the cluster for its metadata: raises when no broker answers."""
+        await self._consumer.topics()
+
     def pause(self) -> None:
         self._consumer.pause(*self._consumer.assignment())
 
@@ -125,9 +134,14 @@ class KafkaSource:
             self._consumer.seek(kafka_tp, stored[tp] if tp in stored else beginnings[kafka_tp])
 
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # aiokafka starts fetching from Kafka's committed offsets as soon as the group
+        # assigns; nothing may be returned before we are at PostgreSQL's offsets.
+        kafka_tps = [KafkaTopicPartition(*tp) for tp in assigned]
+        self._consumer.pause(*kafka_tps)
         stored = await self._load_offsets(assigned)
         await self._seek(assigned, stored)
         self._on_assigned({tp: stored.get(tp) for tp in assigned})
+        self._consumer.resume(*kafka_tps)
         log.info("partitions_assigned", partitions=_names(assigned))
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:

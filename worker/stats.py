@@ -1,18 +1,21 @@
-"""Running totals of the pipeline, for the periodic log summary and (later) metrics."""
+"""Running totals of the pipeline: the periodic log summary and the Prometheus metrics."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from worker.records import RejectReason, WriteResult
+from worker.metrics import Metrics
+from worker.records import Batch, RejectReason, TopicPartition, WriteResult
 
 
 @dataclass
 class PipelineStats:
-    """Counters since start; ``summary`` gives the deltas since its last call."""
+    """Counters since start; ``summary`` gives the rate since its last call."""
 
+    metrics: Metrics = field(default_factory=Metrics)
     events_consumed: int = 0
     actions_written: int = 0
     audits_written: int = 0
@@ -23,12 +26,25 @@ class PipelineStats:
 
     def consumed(self, count: int) -> None:
         self.events_consumed += count
+        self.metrics.events_consumed.inc(count)
 
-    def written(self, result: WriteResult, seconds: float) -> None:
+    def retried(self) -> None:
+        self.retries += 1
+        self.metrics.retries.inc()
+
+    def breaker(self, reject_ratio: float, tripped: bool = False) -> None:
+        self.metrics.breaker_ratio.set(reject_ratio)
+        self.metrics.breaker_tripped.set(1 if tripped else 0)
+
+    def written(self, batch: Batch, result: WriteResult, seconds: float) -> None:
         self.batches += 1
         self.actions_written += result.actions
         self.audits_written += result.audits
         self.rejects.update(result.rejects)
+        self.metrics.batch_written(batch, result, seconds)
+
+    def lag(self, ends: Mapping[TopicPartition, int], positions: Mapping[TopicPartition, int]) -> None:
+        self.metrics.set_lag(ends, positions)
 
     @property
     def events_written(self) -> int:

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def worker_env(stream: Settings, **extra: str) -> dict[str, str]:
+    extra = {"HTTP_PORT": "0"} | extra
     return command_env(
         stream.database_url,
         KAFKA_BOOTSTRAP_SERVERS=stream.kafka_bootstrap_servers,

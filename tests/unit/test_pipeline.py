@@ -70,6 +70,9 @@ class FakeSource:
                 self.stop.set()
         return chunk
 
+    def highwaters(self) -> dict[TopicPartition, int]:
+        return {TP: len(self.records)}
+
     def pause(self) -> None: ...
     def resume(self) -> None: ...
 

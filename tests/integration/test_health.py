@@ -1,0 +1,88 @@
+"""The worker's HTTP endpoints, scraped from a running `log-ingest run` process."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from tests.integration.test_cli_ops import (
+    new_tenant,
+    start_worker,
+    stop_process,
+    stream,
+    worker_env,
+)
+from tests.streams import produce, wait_drained, wait_until
+from worker.embedded import free_port
+from worker.eventgen import EventFactory
+from worker.settings import Settings
+
+__all__ = ["stream"]  # the fixture, shared with the CLI tests
+pytestmark = pytest.mark.timeout(120)
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+async def fetch(port: int, path: str) -> tuple[int, bytes]:
+    return await asyncio.to_thread(get, port, path)
+
+
+async def test_not_ready_while_the_database_is_unreachable(stream: Settings) -> None:
+    """Alive (/healthz 200), not ready (/readyz 503 and why) while PostgreSQL is unreachable."""
+    port = free_port()
+    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+    env = worker_env(stream, HTTP_PORT=str(port)) | {"DATABASE_URL": unreachable}
+    process = await start_worker(env)
+    try:
+
+        async def serving() -> bool:
+            return (await fetch(port, "/healthz"))[0] == 200
+
+        await wait_until(serving, 30, "the health endpoint to answer")
+        status, body = await fetch(port, "/readyz")
+        assert status == 503
+        assert orjson.loads(body) == {"ready": False, "reasons": ["starting"]}
+        assert (await fetch(port, "/nope"))[0] == 404
+    finally:
+        await stop_process(process)
+
+
+async def test_ready_and_metrics_while_ingesting(stream: Settings) -> None:
+    """Assigned and connected: /readyz 200; /metrics counts the rows written and rejects."""
+    port = free_port()
+    env = worker_env(stream, HTTP_PORT=str(port))
+    factory = EventFactory([await new_tenant(env)], seed=12)
+    sent = await produce(stream, [factory.valid("audit", factory.audit()) for _ in range(40)])
+    process = await start_worker(env)
+    try:
+        await wait_drained(stream, sent, timeout_s=60)
+
+        async def ready() -> bool:
+            return (await fetch(port, "/readyz"))[0] == 200
+
+        await wait_until(ready, 30, "/readyz to say ready")
+        status, body = await fetch(port, "/metrics")
+        text = body.decode()
+        assert status == 200
+        assert 'log_ingest_rows_written_total{table="audit_logs"} 40.0' in text
+        assert "log_ingest_events_consumed_total 40.0" in text
+        assert "log_ingest_end_to_end_latency_seconds_count" in text
+        assert 'log_ingest_consumer_lag{partition="0"' in text
+        assert 'log_ingest_tenant_cache{stat="misses"} 1.0' in text
+        assert "log_ingest_ready 1.0" in text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
