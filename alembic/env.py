@@ -13,9 +13,9 @@ import logging.config
 
 from alembic import context
 from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from worker.database import create_engine
 from worker.errors import ConfigError
 from worker.migrations import lock_for_migration
 from worker.models import Base
@@ -63,7 +63,7 @@ def do_run_migrations(connection: Connection, lock_timeout_s: float) -> None:
 
 async def run_migrations_online() -> None:
     settings = _settings()
-    engine = create_async_engine(settings.async_database_url, poolclass=NullPool)
+    engine = create_engine(settings, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations, settings.migration_lock_timeout_s)

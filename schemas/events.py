@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     GetPydanticSchema,
+    PlainSerializer,
     PlainValidator,
     ValidationInfo,
 )
@@ -188,7 +189,13 @@ def _timestamp(value: object) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, PlainValidator(_timestamp, json_schema_input_type=AwareDatetime)]
+Timestamp = Annotated[
+    datetime,
+    PlainValidator(_timestamp, json_schema_input_type=AwareDatetime),
+    # Written back as RFC 3339 with the producer's offset (the validator's input schema
+    # would otherwise serialize it, with a warning).
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+]
 
 
 def _ip_text(value: str) -> str:

@@ -18,9 +18,10 @@ import asyncpg
 import sqlalchemy.exc
 import structlog
 from aiokafka.errors import KafkaError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from worker.consumer import KafkaSource
+from worker.database import create_engine
 from worker.errors import TransientError
 from worker.health import HealthServer, Readiness
 from worker.migrations import ensure_schema_at_head
@@ -122,7 +123,7 @@ async def _database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[as
 
 
 async def _check_schema(settings: Settings) -> None:
-    engine = create_async_engine(settings.async_database_url)
+    engine = create_engine(settings, poolclass=NullPool)
     try:
         await ensure_schema_at_head(engine)
     finally:
@@ -166,13 +167,13 @@ async def _stopping(server: HealthServer) -> AsyncIterator[None]:
 async def _probe_broker(source: KafkaSource, readiness: Readiness) -> None:
     """Readiness follows whether a broker answers a metadata request."""
     while True:
+        await asyncio.sleep(BROKER_PROBE_EVERY_S)
         try:
             await asyncio.wait_for(source.probe(), BROKER_PROBE_EVERY_S)
             readiness.clear(Readiness.BROKER)
         except (TimeoutError, KafkaError) as exc:
             log.warning("broker_unavailable", error=type(exc).__name__)
             readiness.fail(Readiness.BROKER)
-        await asyncio.sleep(BROKER_PROBE_EVERY_S)
 
 
 async def _log_summaries(stats: PipelineStats) -> None:

@@ -58,14 +58,39 @@ def migrate(
 
 @app.command()
 def dev(
+    demo: Annotated[int, typer.Option(min=0, help="Demo events to publish.")] = 2000,
     exit_after_demo: Annotated[
-        bool, typer.Option("--exit-after-demo", help="Stop once set up instead of running.")
+        bool, typer.Option("--exit-after-demo", help="Stop after the demo instead of running.")
     ] = False,
+    data_dir: Annotated[Path, typer.Option(help="Where PostgreSQL keeps its data.")] = Path(".dev"),
 ) -> None:
-    """Start the embedded stack (PostgreSQL under .dev/, broker), migrate, and show it."""
+    """The whole stack on this machine: embedded PostgreSQL and broker, the worker, a demo."""
     from worker.dev import run_dev
 
-    run_dev(exit_after_demo=exit_after_demo)
+    run_dev(data_dir=data_dir, demo=demo, exit_after_demo=exit_after_demo)
+
+
+@app.command()
+def produce(
+    tenant: Annotated[list[uuid.UUID], typer.Option(help="Tenant id (repeat for several).")],
+    kind: Annotated[str, typer.Option(help="action, audit or mixed.")] = "mixed",
+    count: Annotated[int, typer.Option(min=1, help="How many events.")] = 1000,
+    rate: Annotated[float | None, typer.Option(min=0.1, help="Events per second.")] = None,
+    invalid_ratio: Annotated[float, typer.Option(min=0, max=1, help="Share of bad events.")] = 0.0,
+) -> None:
+    """Publish realistic generated events (a load generator usable against any broker)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from worker.loadgen import generate, publish
+
+    if kind not in ("action", "audit", "mixed"):
+        raise typer.BadParameter("must be action, audit or mixed", param_hint="--kind")
+    settings = load_settings()
+    events = generate(kind, tenant, count, invalid_ratio, settings.max_event_bytes)
+    with Progress(console=Console(stderr=True)) as progress:
+        done = _run_async(publish(settings, events, rate, progress))
+    typer.echo(f"published {done.events} events ({done.invalid} invalid) in {done.seconds:.1f}s")
 
 
 @app.command()

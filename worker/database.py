@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from types import TracebackType
+from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,13 +24,22 @@ _engine: AsyncEngine | None = None
 _sessionmaker: async_sessionmaker[AsyncSession] | None = None
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """An async engine with the pool sizes of the settings."""
+def create_engine(settings: Settings, **options: Any) -> AsyncEngine:
+    """An async engine with the pool sizes of the settings (or the given options).
+
+    asyncpg itself parses the URL, so libpq parameters such as ``sslmode`` and
+    ``sslrootcert`` work, which SQLAlchemy's URL handling would refuse.
+    """
+    dsn = settings.asyncpg_dsn
+    defaults: dict[str, Any] = {
+        "pool_size": settings.database_pool_size,
+        "max_overflow": settings.database_max_overflow,
+        "pool_pre_ping": True,
+    }
     return create_async_engine(
-        settings.async_database_url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
+        "postgresql+asyncpg://",
+        async_creator=lambda: asyncpg.connect(dsn),
+        **(options or defaults),
     )
 
 

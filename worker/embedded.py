@@ -50,7 +50,8 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.durable = durable
-        self._user: str | None = None
+        # postgres refuses to run as root: then it runs as an unprivileged user.
+        self._user = SYSTEM_USER if os.name == "posix" and os.geteuid() == 0 else None
 
     @property
     def bin_dir(self) -> Path:
@@ -105,7 +106,6 @@ class EmbeddedPostgres:
         _open_tree(install_dir)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         self.data_dir.chmod(0o700)
-        self._user = SYSTEM_USER
 
 
 def _ensure_system_user(name: str) -> pwd.struct_passwd:

@@ -28,7 +28,7 @@ Event = ActionEvent | AuditEvent
 class EventPublisher:
     """An async context manager over one aiokafka producer."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, max_request_size: int = 1024 * 1024) -> None:
         self._topics: dict[type[BaseModel], str] = {
             ActionEvent: settings.kafka_action_topic,
             AuditEvent: settings.kafka_audit_topic,
@@ -37,6 +37,7 @@ class EventPublisher:
             acks="all",
             enable_idempotence=settings.kafka_enable_idempotence,
             linger_ms=5,
+            max_request_size=max_request_size,
             **client_options(settings),
         )
 
@@ -71,8 +72,12 @@ class EventPublisher:
         return len(futures)
 
     async def publish_raw(self, topic: str, value: bytes | None, key: bytes | None) -> None:
-        """Send bytes as they are (replaying stored rejects)."""
+        """Send bytes as they are (replaying stored rejects) and wait for the ack."""
         await self._producer.send_and_wait(topic, value, key=key)
+
+    async def send_raw(self, topic: str, value: bytes | None, key: bytes | None) -> None:
+        """Queue bytes as they are, then wait for the ack (many may be in flight at once)."""
+        await (await self._producer.send(topic, value, key=key))
 
 
 def _key(event: Event) -> bytes:

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
 
     @property
     def async_database_url(self) -> str:
-        """The URL with the asyncpg driver, as SQLAlchemy's async engine needs it."""
+        """The URL with the asyncpg driver, as SQLAlchemy names it."""
         return _ASYNC_SCHEME + self.database_url.split("://", 1)[1]
 
     @property

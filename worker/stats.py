@@ -43,7 +43,9 @@ class PipelineStats:
         self.rejects.update(result.rejects)
         self.metrics.batch_written(batch, result, seconds)
 
-    def lag(self, ends: Mapping[TopicPartition, int], positions: Mapping[TopicPartition, int]) -> None:
+    def lag(
+        self, ends: Mapping[TopicPartition, int], positions: Mapping[TopicPartition, int]
+    ) -> None:
         self.metrics.set_lag(ends, positions)
 
     @property

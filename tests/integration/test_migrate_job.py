@@ -86,3 +86,12 @@ async def test_offline_sql(database_url: str) -> None:
     assert "CREATE TABLE tenants" in done.stdout
     assert "CREATE TYPE action_type_enum" in done.stdout
     assert await user_tables(database_url) == set()
+
+
+async def test_libpq_parameters_in_the_url(database_url: str) -> None:
+    """sslmode and other libpq parameters in DATABASE_URL work for migrate and alembic."""
+    env = command_env(database_url + "?sslmode=disable&application_name=deploy-job")
+    assert (await run_command("log-ingest", "migrate", env=env)).returncode == 0
+    current = await run_command("alembic", "current", env=env)
+    assert current.returncode == 0, current.stderr
+    assert "(head)" in current.stdout

@@ -1,0 +1,10 @@
+-- What the worker may do, table by table. Run as log_ingest_migrator (the owner) after
+-- every `log-ingest migrate` that adds tables. Safe to run again.
+
+GRANT SELECT ON alembic_version TO log_ingest_worker;          -- the start-up schema check
+GRANT SELECT ON tenants TO log_ingest_worker;                  -- the tenant cache
+GRANT SELECT, INSERT, UPDATE ON action_logs TO log_ingest_worker;   -- lifecycle merge (upsert)
+-- Append-only tables: INSERT, and SELECT on just the conflict target that ON CONFLICT reads.
+GRANT SELECT (id), INSERT ON audit_logs TO log_ingest_worker;
+GRANT SELECT (topic, "partition", "offset"), INSERT ON ingest_rejects TO log_ingest_worker;
+GRANT SELECT, INSERT, UPDATE ON ingest_offsets TO log_ingest_worker; -- the offset compare-and-set
