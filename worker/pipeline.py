@@ -123,10 +123,11 @@ class Pipeline:
         while not stop.is_set():
             chunks = await self._collect(source, stop)
             records = self._current(chunks)
+            epochs = dict(self._epochs)
             self.stats.consumed(len(records))
             if records:
-                batch = await self._prepare(records)
-                await self._submit(batch, dict(self._epochs))
+                batch = await self._prepare(records, epochs)
+                await self._submit(batch, epochs)
         await self._drain()
 
     async def _collect(
@@ -158,7 +159,7 @@ class Pipeline:
         for epochs, records in chunks:
             same = epochs == self._epochs
             for r in records:
-                tp = TopicPartition(r.topic, r.partition)
+                tp = _partition(r)
                 if (same or self._same_epoch(epochs, tp)) and r.offset >= fetched.get(tp, 0):
                     fetched[tp] = r.offset + 1
                     current.append(r)
@@ -167,9 +168,12 @@ class Pipeline:
     def _same_epoch(self, epochs: Epochs, tp: TopicPartition) -> bool:
         return epochs.get(tp) == self._epochs.get(tp)
 
-    async def _prepare(self, records: list[RawRecord]) -> Batch:
+    async def _prepare(self, records: list[RawRecord], epochs: Epochs) -> Batch:
         decoded = decode_many(records, self._kinds, self._settings.max_event_bytes)
         statuses = await self.retrying(self._tenants.resolve, tenant_ids(decoded))
+        if epochs != self._epochs:
+            # A rebalance re-positioned partitions during the lookup: their events are stale.
+            decoded = [d for d in decoded if self._same_epoch(epochs, _partition(d.record))]
         decoded = apply_tenants(decoded, statuses)
         # The breaker judges before anything is written, so a tripped batch stays unconsumed.
         try:
@@ -260,3 +264,7 @@ class Pipeline:
                 continue
             self._readiness.clear(Readiness.DATABASE)
             return result
+
+
+def _partition(record: RawRecord) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
