@@ -48,7 +48,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> P
     """Run until ``stop`` is set (or a signal arrives); return the final totals."""
     install_signals = stop is None
     stop = stop or asyncio.Event()
-    readiness, stats = Readiness(), PipelineStats()
+    stats = PipelineStats()
+    try:
+        await _run(settings, stop, install_signals, stats)
+    except TransientError:
+        if not stop.is_set():
+            raise
+        log.info("stopped_while_waiting_for_dependencies")
+    log.info("worker_stopped", **stats.summary())
+    return stats
+
+
+async def _run(
+    settings: Settings, stop: asyncio.Event, install_signals: bool, stats: PipelineStats
+) -> None:
+    readiness = Readiness()
     server = HealthServer(readiness, stats.metrics, settings.http_host, settings.http_port)
     await server.start()
     log.info("http_listening", port=server.port)
@@ -75,16 +89,32 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> P
         listener = TenantListener(settings.asyncpg_dsn, cache)
         background = (listener.run(), _log_summaries(stats), _probe_broker(source, readiness))
         async with _background(*background):
-            await source.start()
-            readiness.clear(Readiness.STARTING)
             readiness.fail(Readiness.NO_ASSIGNMENT)
+            await _start_consumer(source, settings, readiness, stop)
+            readiness.clear(Readiness.STARTING)
             try:
                 await pipeline.run(source, stop)
             finally:
                 readiness.fail(Readiness.STOPPING)
                 await source.stop()
-    log.info("worker_stopped", **stats.summary())
-    return stats
+
+
+async def _start_consumer(
+    source: KafkaSource, settings: Settings, readiness: Readiness, stop: asyncio.Event
+) -> None:
+    """Join the group once a broker answers, however long that takes."""
+    backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
+    while True:
+        try:
+            await source.start()
+            readiness.clear(Readiness.BROKER)
+            return
+        except KafkaError as exc:
+            if stop.is_set():
+                raise TransientError("stopped while waiting for Kafka") from exc
+            readiness.fail(Readiness.BROKER)
+            log.warning("broker_unavailable", error=type(exc).__name__)
+            await backoff.sleep()
 
 
 def _tenant_cache(settings: Settings, pool: asyncpg.Pool) -> TenantCache:

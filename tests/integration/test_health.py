@@ -6,6 +6,7 @@ import asyncio
 import signal
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,8 +18,8 @@ from tests.integration.test_cli_ops import (
     stream,
     worker_env,
 )
-from tests.streams import produce, wait_drained, wait_until
-from worker.embedded import free_port
+from tests.streams import create_topics, produce, wait_drained, wait_until
+from worker.embedded import EmbeddedKafka, free_port
 from worker.eventgen import EventFactory
 from worker.settings import Settings
 
@@ -86,3 +87,32 @@ async def test_ready_and_metrics_while_ingesting(stream: Settings) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_waits_for_a_broker_that_is_not_there_yet(stream: Settings, tmp_path: Path) -> None:
+    """No broker at start: not ready (broker_unavailable), no exit; once it comes, all is stored."""
+    http_port, broker_port = free_port(), free_port()
+    env = worker_env(stream, HTTP_PORT=str(http_port))
+    env["KAFKA_BOOTSTRAP_SERVERS"] = f"127.0.0.1:{broker_port}"
+    factory = EventFactory([await new_tenant(env)], seed=13)
+    process = await start_worker(env)
+    broker = EmbeddedKafka(port=broker_port, log_path=tmp_path / "broker.log")
+    try:
+
+        async def waiting_for_broker() -> bool:
+            status, body = await fetch(http_port, "/readyz")
+            return status == 503 and b"broker_unavailable" in body
+
+        await wait_until(waiting_for_broker, 60, "/readyz to report the missing broker")
+        assert process.returncode is None
+        await asyncio.to_thread(broker.start)
+        late = stream.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        await create_topics(broker.bootstrap_servers,
+                            [late.kafka_action_topic, late.kafka_audit_topic], 2)  # fmt: skip
+        sent = await produce(late, [factory.valid("audit", factory.audit()) for _ in range(20)])
+        await wait_drained(late, sent, timeout_s=90)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+        broker.stop()
+    assert process.returncode == 0
