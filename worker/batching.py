@@ -5,6 +5,7 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping
 
 from worker.records import (
@@ -22,23 +23,28 @@ def build_batch(decoded: list[Decoded], starts: Mapping[TopicPartition, int | No
     """Sort events into actions, audits and rejects; each partition moves from its start
     to one past the last offset seen. Partitions without a start are not ours: skipped."""
     batch = Batch()
-    last: dict[TopicPartition, int] = {}
+    # Keyed by plain (topic, partition) tuples, equal to TopicPartition and cheaper to build.
+    last: dict[tuple[str, int], int] = {}
     for item in decoded:
         record = item.record
-        tp = TopicPartition(record.topic, record.partition)
+        tp = (record.topic, record.partition)
         if tp not in starts:
             continue  # not ours (revoked meanwhile)
-        start = starts[tp]
+        start = starts[tp]  # type: ignore[index]  # a plain tuple equals its TopicPartition
         if start is not None and record.offset < start:
             continue  # from before the partition's position: already stored
-        last[tp] = max(last.get(tp, -1), record.offset)
+        if record.offset > last.get(tp, -1):
+            last[tp] = record.offset
         if isinstance(item, Reject):
             batch.rejects.append(item)
         elif isinstance(item.row, ActionRow):
             batch.actions.append(item)
         else:
             batch.audits.append(item)
-    batch.offsets = {tp: OffsetRange(starts[tp], offset + 1) for tp, offset in last.items()}
+    batch.offsets = {
+        TopicPartition(*tp): OffsetRange(starts[tp], offset + 1)  # type: ignore[index]
+        for tp, offset in last.items()
+    }
     return batch
 
 
@@ -55,3 +61,23 @@ def without_partitions(batch: Batch, dropped: Collection[TopicPartition]) -> Bat
         rejects=[item for item in batch.rejects if keep(item)],
         offsets={tp: r for tp, r in batch.offsets.items() if tp not in gone},
     )
+
+
+def split_by_partition(batch: Batch, parts: int) -> list[Batch]:
+    """Up to ``parts`` batches over disjoint sets of partitions, balanced by event count.
+
+    Each can be written in its own transaction on its own connection: the offsets'
+    compare-and-set is per partition, and an action's events share a partition.
+    """
+    if parts <= 1 or len(batch.offsets) <= 1:
+        return [batch]
+    items: list[Accepted | Reject] = [*batch.actions, *batch.audits, *batch.rejects]
+    sizes = Counter(TopicPartition(i.record.topic, i.record.partition) for i in items)
+    groups: list[set[TopicPartition]] = [set() for _ in range(parts)]
+    loads = [0] * parts
+    for tp in sorted(batch.offsets, key=lambda tp: -sizes[tp]):
+        lightest = loads.index(min(loads))
+        groups[lightest].add(tp)
+        loads[lightest] += sizes[tp]
+    everything = set(batch.offsets)
+    return [without_partitions(batch, everything - group) for group in groups if group]

@@ -96,12 +96,13 @@ def produce(
 @app.command()
 def run() -> None:
     """Consume action and audit events into PostgreSQL until SIGTERM or SIGINT."""
-    from worker.app import run_worker
+    from worker.app import run_worker, worker_runner
     from worker.observability import configure_logging
 
     settings = load_settings()
     configure_logging(settings)
-    _run_async(run_worker(settings))
+    with worker_runner() as runner:
+        runner.run(run_worker(settings))
 
 
 tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from worker.batching import build_batch, without_partitions
+from worker.batching import build_batch, split_by_partition, without_partitions
 from worker.breaker import RejectBreaker
 from worker.decode import EventKind, decode_many
 from worker.errors import PartitionsFencedError, TransientError
@@ -188,7 +188,12 @@ class Pipeline:
     async def _submit(self, batch: Batch, epochs: Epochs) -> None:
         """Wait for the previous write, then start this one in the background."""
         await self._wait_in_flight()
-        self._in_flight = asyncio.create_task(self._write(batch, epochs))
+        parts = split_by_partition(batch, self._settings.write_connections)
+        self._in_flight = asyncio.create_task(self._write_parts(parts, epochs))
+
+    async def _write_parts(self, parts: list[Batch], epochs: Epochs) -> None:
+        """Disjoint partitions in separate transactions, at once: PostgreSQL works in parallel."""
+        await asyncio.gather(*(self._write(part, epochs) for part in parts))
 
     async def _wait_in_flight(self) -> None:
         """Wait for the write in flight, keeping the consumer's poll timer alive meanwhile."""

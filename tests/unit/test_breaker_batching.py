@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.batching import build_batch, without_partitions
+from worker.batching import build_batch, split_by_partition, without_partitions
 from worker.breaker import RejectBreaker
 from worker.errors import BreakerTrippedError
 from worker.records import (
@@ -101,3 +101,18 @@ def test_build_batch_ignores_records_before_the_start() -> None:
     batch = build_batch([action(3), action(4), action(5)], {tp: 4})
     assert [a.record.offset for a in batch.actions] == [4, 5]
     assert batch.offsets == {tp: OffsetRange(4, 6)}
+
+
+def test_split_by_partition_is_disjoint_balanced_and_complete() -> None:
+    """Every event lands in exactly one part; parts share no partition; loads are balanced."""
+    tps = [TopicPartition("action-events", p) for p in range(4)]
+    items = [
+        action(o, partition=p) for p, count in enumerate((40, 30, 20, 10)) for o in range(count)
+    ]
+    batch = build_batch(items, dict.fromkeys(tps, 0))  # type: ignore[arg-type]
+    parts = split_by_partition(batch, 2)
+    assert len(parts) == 2
+    assert sorted(len(p) for p in parts) == [50, 50]
+    assert set(parts[0].offsets).isdisjoint(parts[1].offsets)
+    assert set(parts[0].offsets) | set(parts[1].offsets) == set(tps)
+    assert split_by_partition(batch, 1) == [batch]
