@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,12 +115,12 @@ async def check_exactly_once(database_url: str, sent: list[Sent], group_id: str)
     """Raise AssertionError listing every way the database disagrees with what was produced."""
     db = await asyncpg.connect(database_url)
     try:
-        rejects = {
-            (r["topic"], r["partition"], r["offset"]): r["reason"]
+        reject_rows = [
+            ((r["topic"], r["partition"], r["offset"]), r["reason"])
             for r in await db.fetch(
                 'SELECT topic, "partition", "offset", reason FROM ingest_rejects'
             )
-        }
+        ]
         offsets = {
             (r["topic"], r["partition"]): r["next_offset"]
             for r in await db.fetch(
@@ -131,10 +132,22 @@ async def check_exactly_once(database_url: str, sent: list[Sent], group_id: str)
         audits = await _table(db, "audit_logs", AUDIT_FIELDS)
     finally:
         await db.close()
-    problems = _check_rejects(sent, rejects) + _check_offsets(sent, offsets)
+    problems = _check_duplicate_rejects(reject_rows)
+    problems += _check_rejects(sent, dict(reject_rows)) + _check_offsets(sent, offsets)
     problems += _diff_rows("action", _expected_actions(sent), actions)
     problems += _diff_rows("audit", _expected_audits(sent), audits)
     assert not problems, "; ".join(problems)
+
+
+def _check_duplicate_rejects(rows: list[tuple[tuple[str, int, int], str]]) -> list[str]:
+    """A position rejected twice is an event consumed twice (whatever the table allows)."""
+    counts = Counter(position for position, _ in rows)
+    doubled = sorted(position for position, n in counts.items() if n > 1)
+    return (
+        [f"{len(doubled)} positions rejected more than once (first {doubled[0]})"]
+        if doubled
+        else []
+    )
 
 
 def _check_rejects(sent: list[Sent], rejects: dict[tuple[str, int, int], str]) -> list[str]:

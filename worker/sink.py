@@ -70,6 +70,10 @@ def classify(exc: BaseException) -> Kind:
         return "transient"
     if isinstance(exc, ValueError | OverflowError):  # a value the driver cannot encode
         return "row"
+    if isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc):
+        # A connection the server broke mid-exchange can surface as asyncpg's protocol
+        # state error; the pool discards that connection, so the retry gets a fresh one.
+        return "transient"
     return "fatal"
 
 

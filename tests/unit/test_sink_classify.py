@@ -24,6 +24,7 @@ TRANSIENT = [
     pg.LockNotAvailableError("canceling statement due to lock timeout"),
     pg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
     asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+    asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
 ]
 ROW = [
     pg.CheckViolationError("new row violates check constraint"),
