@@ -134,7 +134,11 @@ def validation_context(raw: bytes) -> dict[str, bool] | None:
     value nests deeper than the message has opening brackets. Returns None (walk)
     when the bytes do not prove it. Only valid for objects parsed from ``raw``.
     """
-    if b"\\u0000" in raw or raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
+    # A NUL needs a backslash escape: most messages have no backslash at all, and
+    # looking for one byte is several times cheaper than looking for six.
+    if b"\\" in raw and b"\\u0000" in raw:
+        return None
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH:
         return None
     return _PRECHECKED
 

@@ -114,11 +114,6 @@ async def test_hostile_input_amid_heavy_traffic(settings: Settings, workers: Wor
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in worker/decode.py: orjson turns integers beyond 64 bits into floats, "
-    "so such an event is stored with a silently rounded number instead of being rejected",
-)
 @pytest.mark.timeout(90)
 async def test_integer_beyond_64_bits_is_rejected_not_rounded(
     stream: Settings, workers: Workers

@@ -417,3 +417,17 @@ def test_decode_many_uses_each_records_topic() -> None:
     assert [result.record for result in results] == records
     outcomes = [r.reason if isinstance(r, Reject) else type(r.row) for r in results]
     assert outcomes == [AuditRow, RejectReason.UNKNOWN_TOPIC, ActionRow, RejectReason.EMPTY]
+
+
+def test_integer_beyond_64_bits_in_a_json_field_is_rejected_not_rounded() -> None:
+    """orjson would store 2**64 in a payload as a float: the event is rejected instead."""
+    raw = encode(action(request_payload={"n": 0})).replace(b'"n":0', f'"n":{2**64}'.encode())
+    result = rejected(raw)
+    assert result.reason is RejectReason.SCHEMA_VIOLATION
+    assert result.detail == "a number is an integer beyond 64 bits"
+
+
+def test_long_digit_strings_and_64_bit_integers_are_accepted() -> None:
+    """Nineteen digits in a string, and the largest unsigned 64-bit integer, are fine."""
+    event = action(request_payload={"account": "1234567890123456789012", "n": 2**64 - 1})
+    assert isinstance(run(encode(event)), Accepted)
