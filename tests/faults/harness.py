@@ -107,6 +107,9 @@ class Workers:
             )  # fmt: skip
         worker = WorkerProcess(process, log_path)
         self.started.append(worker)
+        # Its signal handlers are in place once it serves HTTP: a SIGTERM before that
+        # (while Python still imports) would kill it outright, like any process.
+        await worker.wait_for_log("http_listening", 60)
         return worker
 
     async def stop_all(self) -> None:
