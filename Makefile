@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test check clean
+.PHONY: run test check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)  ## the embedded stack and the worker: `make run ARGS=--exit-after
 
 test: $(STAMP)  ## the whole suite on real services (embedded when nothing else is there)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## the worker against COPY and a raw pipe: `make bench ARGS="--events 1000000"`
+	$(BIN)/log-ingest bench $(ARGS)
 
 check: $(STAMP)  ## lint, format and types
 	$(BIN)/ruff check .

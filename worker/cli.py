@@ -105,6 +105,30 @@ def run() -> None:
         runner.run(run_worker(settings))
 
 
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(min=1, help="Events to pre-fill.")] = 200_000,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    external: Annotated[
+        bool,
+        typer.Option(
+            "--external", help="Use DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS, not embedded."
+        ),
+    ] = False,
+    latency_seconds: Annotated[
+        float, typer.Option(min=1, help="Length of the half-load latency phase.")
+    ] = 15.0,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions of each topic.")] = 4,
+) -> None:
+    """Measure the worker against PostgreSQL's COPY ceiling and an unvalidated pipe."""
+    from worker.bench import run_bench
+
+    run_bench(
+        events=events, as_json=json_output, external=external,
+        latency_s=latency_seconds, partitions=partitions,
+    )  # fmt: skip
+
+
 tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 rejects_app = typer.Typer(help="List and replay rejected events.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The event contract for producers.", no_args_is_help=True)

@@ -1,0 +1,39 @@
+"""``log-ingest bench`` runs end to end on a small load and reports every figure."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.helpers import run_command
+
+pytestmark = pytest.mark.timeout(300)
+
+KEYS = (
+    "events",
+    "ceiling_rows_per_s",
+    "pipe_events_per_s",
+    "worker_events_per_s",
+    "ratio_to_ceiling",
+    "ratio_to_pipe",
+    "worker_cpu_us_per_event",
+    "worker_peak_rss_mb",
+    "latency_p50_ms",
+    "latency_p99_ms",
+)
+
+
+async def test_bench_prints_every_figure_as_json() -> None:
+    """A 2,000-event run on its own embedded stack prints one JSON object with every key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "KAFKA_"))}
+    finished = await run_command(
+        "log-ingest", "bench", "--events", "2000", "--latency-seconds", "2", "--json",
+        env=env, timeout_s=280,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    figures = json.loads(finished.stdout)
+    assert figures["events"] == 2000
+    missing = [key for key in KEYS if not isinstance(figures.get(key), int | float)]
+    assert missing == []

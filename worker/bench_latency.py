@@ -1,0 +1,135 @@
+"""The latency phase: events produced at a fixed rate, timed from produce to commit.
+
+Each event's ``occurred_at`` is set when it is handed to the producer; it counts
+as committed at the first poll of ``ingest_offsets`` (every ``SAMPLE_S``) that
+shows its partition past its offset, which is when PostgreSQL committed its row
+or reject (same transaction). The figure is therefore late by up to one poll
+interval plus the poll's own query time, never early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from worker.bench_data import INVALID_RATIO, Advance, producer, topic_of
+from worker.bench_stack import stored_offsets
+from worker.eventgen import EventFactory
+from worker.settings import Settings
+
+PLACEHOLDER = b"1970-01-01T00:00:00.000000+00:00"
+TICK_S = 0.005
+SAMPLE_S = 0.02
+Template = tuple[str, bytes | None, bytes | None]  # topic kind, key, value
+Sent = tuple[float, str, int, int]  # produced at (epoch s), topic, partition, offset
+Sample = tuple[float, dict[tuple[str, int], int]]
+
+
+@dataclass(frozen=True)
+class Latency:
+    events: int
+    rate: float  # events per second offered
+    p50_ms: float
+    p99_ms: float
+
+
+def templates(factory: EventFactory, count: int, max_bytes: int) -> list[Template]:
+    """The mixed stream, with a placeholder where the produce time goes."""
+    made: list[Template] = []
+    for g in factory.mixed(count, INVALID_RATIO, max_bytes):
+        value = g.value
+        if g.event is not None:
+            value = orjson.dumps({**g.event, "occurred_at": PLACEHOLDER.decode()})
+        made.append((g.topic_kind, g.key, value))
+    return made
+
+
+async def measure_latency(
+    settings: Settings, stream: list[Template], rate: float, advance: Advance
+) -> Latency:
+    """Produce ``stream`` at ``rate`` events/s; occurred_at -> committed p50 and p99."""
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    samples: list[Sample] = []
+    finished = asyncio.Event()
+    sampler = asyncio.create_task(_sample(connection, settings, samples, finished))
+    try:
+        async with producer(settings) as client:
+            futures = await _produce_at_rate(client, settings, stream, rate, advance)
+            sent = [
+                (at, meta.topic, meta.partition, meta.offset)
+                for at, meta in zip(
+                    [at for at, _ in futures], await asyncio.gather(*(f for _, f in futures)),
+                    strict=True,
+                )
+            ]  # fmt: skip
+        await _wait_stored(samples, sent)
+    finally:
+        finished.set()
+        await sampler
+        await connection.close()
+    latencies = _latencies(sent, samples)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Latency(len(sent), rate, cuts[49] * 1000, cuts[98] * 1000)
+
+
+async def _produce_at_rate(
+    client: AIOKafkaProducer, settings: Settings, stream: list[Template], rate: float,
+    advance: Advance,
+) -> list[tuple[float, asyncio.Future[RecordMetadata]]]:  # fmt: skip
+    futures: list[tuple[float, asyncio.Future[RecordMetadata]]] = []
+    started = time.time()
+    while len(futures) < len(stream):
+        due = min(len(stream), int((time.time() - started) * rate) + 1)
+        before = len(futures)
+        for kind, key, value in stream[before:due]:
+            now = time.time()
+            stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="microseconds")
+            if value is not None:
+                value = value.replace(PLACEHOLDER, stamp.encode())
+            futures.append((now, await client.send(topic_of(settings, kind), value, key=key)))
+        advance(len(futures) - before)
+        await asyncio.sleep(TICK_S)
+    return futures
+
+
+async def _sample(
+    connection: asyncpg.Connection, settings: Settings, samples: list[Sample], done: asyncio.Event
+) -> None:
+    while not done.is_set():
+        stored = await stored_offsets(connection, settings.kafka_group_id)
+        samples.append((time.time(), stored))
+        await asyncio.sleep(SAMPLE_S)
+
+
+async def _wait_stored(samples: list[Sample], sent: Sequence[Sent], timeout_s: float = 120) -> None:
+    ends: dict[tuple[str, int], int] = {}
+    for _, topic, partition, offset in sent:
+        ends[(topic, partition)] = max(ends.get((topic, partition), 0), offset + 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if samples and all(samples[-1][1].get(tp, 0) >= end for tp, end in ends.items()):
+            return
+        await asyncio.sleep(SAMPLE_S)
+    raise TimeoutError(f"the worker did not commit the latency phase within {timeout_s:.0f}s")
+
+
+def _latencies(sent: Sequence[Sent], samples: Sequence[Sample]) -> list[float]:
+    """Seconds from produce to the first sample that shows each event stored."""
+    times = [at for at, _ in samples]
+    partitions = {(topic, partition) for _, topic, partition, _ in sent}
+    nexts = {tp: [stored.get(tp, 0) for _, stored in samples] for tp in partitions}
+    latencies = []
+    for at, topic, partition, offset in sent:
+        index = bisect.bisect_right(nexts[(topic, partition)], offset)  # first sample past it
+        latencies.append(max(times[index] - at, 0.0))
+    return latencies
