@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.checker import Sent
+from tests.helpers import command_env
 from worker.eventgen import Generated
 from worker.settings import Settings
 
@@ -25,11 +26,13 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
         await admin.close()
 
 
-async def produce(settings: Settings, generated: list[Generated]) -> list[Sent]:
+async def produce(
+    settings: Settings, generated: list[Generated], max_request_size: int = 4 * 1024 * 1024
+) -> list[Sent]:
     """Publish with plain aiokafka (as any producer would) and note where each message went."""
     topics = {"action": settings.kafka_action_topic, "audit": settings.kafka_audit_topic}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5,
-                                max_request_size=4 * 1024 * 1024)  # fmt: skip
+                                max_request_size=max_request_size)  # fmt: skip
     await producer.start()
     try:
         futures = [await producer.send(topics[g.topic_kind], g.value, key=g.key) for g in generated]
@@ -96,3 +99,19 @@ def stream_settings(settings: Settings, **overrides: object) -> Settings:
         "http_port": 0,
     }
     return settings.model_copy(update=values | overrides)
+
+
+def worker_env(stream: Settings, **extra: str) -> dict[str, str]:
+    """The environment of `log-ingest run` for this stream's database, broker, topics and group."""
+    return command_env(
+        stream.database_url,
+        KAFKA_BOOTSTRAP_SERVERS=stream.kafka_bootstrap_servers,
+        KAFKA_ACTION_TOPIC=stream.kafka_action_topic,
+        KAFKA_AUDIT_TOPIC=stream.kafka_audit_topic,
+        KAFKA_GROUP_ID=stream.kafka_group_id,
+        KAFKA_ENABLE_IDEMPOTENCE="false",
+        MAX_EVENT_BYTES=str(stream.max_event_bytes),
+        BATCH_MAX_WAIT_MS=str(stream.batch_max_wait_ms),
+        RETRY_BACKOFF_MAX_S=str(stream.retry_backoff_max_s),
+        **({"HTTP_PORT": "0"} | extra),
+    )

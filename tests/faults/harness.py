@@ -17,25 +17,9 @@ from pathlib import Path
 import asyncpg
 
 from tests.checker import Sent
-from tests.helpers import BIN_DIR, REPO_ROOT, command_env
+from tests.helpers import BIN_DIR, REPO_ROOT
 from tests.streams import log_ends, stored_offsets, wait_until
 from worker.settings import Settings
-
-
-def worker_env(stream: Settings, **extra: str) -> dict[str, str]:
-    """The environment of `log-ingest run` for this stream's database, broker, topics and group."""
-    return command_env(
-        stream.database_url,
-        KAFKA_BOOTSTRAP_SERVERS=stream.kafka_bootstrap_servers,
-        KAFKA_ACTION_TOPIC=stream.kafka_action_topic,
-        KAFKA_AUDIT_TOPIC=stream.kafka_audit_topic,
-        KAFKA_GROUP_ID=stream.kafka_group_id,
-        KAFKA_ENABLE_IDEMPOTENCE="false",
-        MAX_EVENT_BYTES=str(stream.max_event_bytes),
-        BATCH_MAX_WAIT_MS=str(stream.batch_max_wait_ms),
-        RETRY_BACKOFF_MAX_S=str(stream.retry_backoff_max_s),
-        **({"HTTP_PORT": "0"} | extra),
-    )
 
 
 class WorkerProcess:

@@ -15,11 +15,10 @@ from tests.faults.harness import (
     Workers,
     wait_drained,
     wait_progress_beyond,
-    worker_env,
 )
 from tests.faults.proxy import FaultProxy
 from tests.faults.test_database import finish, hold_for
-from tests.streams import produce
+from tests.streams import produce, worker_env
 from worker.embedded import EmbeddedKafka
 from worker.eventgen import EventFactory
 from worker.settings import Settings

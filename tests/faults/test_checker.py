@@ -11,8 +11,8 @@ import pytest
 from tests.checker import check_exactly_once
 from tests.conftest import with_database
 from tests.faults.conftest import new_tenants
-from tests.faults.harness import Workers, wait_drained, worker_env
-from tests.streams import produce
+from tests.faults.harness import Workers, wait_drained
+from tests.streams import produce, worker_env
 from worker.eventgen import EventFactory
 from worker.settings import Settings
 

@@ -18,9 +18,8 @@ from tests.faults.harness import (
     progress,
     wait_drained,
     wait_progress_beyond,
-    worker_env,
 )
-from tests.streams import produce, wait_until
+from tests.streams import produce, wait_until, worker_env
 from worker.eventgen import EventFactory, Generated
 from worker.settings import Settings
 

@@ -17,11 +17,10 @@ from tests.faults.harness import (
     Workers,
     wait_drained,
     wait_progress_beyond,
-    worker_env,
 )
 from tests.faults.proxy import FaultProxy
 from tests.services import Services
-from tests.streams import produce, wait_until
+from tests.streams import produce, wait_until, worker_env
 from worker.embedded import EmbeddedPostgres
 from worker.eventgen import EventFactory
 from worker.settings import Settings

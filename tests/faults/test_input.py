@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from tests.checker import Sent, check_exactly_once
+from tests.checker import check_exactly_once
 from tests.faults.conftest import new_tenants, prepare_stream
-from tests.faults.harness import Workers, sql, wait_drained, worker_env
-from tests.streams import stored_offsets
+from tests.faults.harness import Workers, sql, wait_drained
+from tests.streams import produce, stored_offsets, worker_env
 from worker.eventgen import EventFactory, Generated
 from worker.records import RejectReason
 from worker.settings import Settings
@@ -75,22 +73,6 @@ def keyless(factory: EventFactory, count: int) -> list[Generated]:
             for e in (factory.audit() for _ in range(count))]  # fmt: skip
 
 
-async def produce_large(stream: Settings, generated: list[Generated]) -> list[Sent]:
-    """Like tests.streams.produce, with room for messages of over 12 MiB."""
-    topics = {"action": stream.kafka_action_topic, "audit": stream.kafka_audit_topic}
-    producer = AIOKafkaProducer(bootstrap_servers=stream.kafka_bootstrap_servers, linger_ms=5,
-                                max_request_size=4 * LIMIT)  # fmt: skip
-    await producer.start()
-    try:
-        futures = [await producer.send(topics[g.topic_kind], g.value, key=g.key) for g in generated]
-        metadata = await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return [
-        Sent(g, m.topic, m.partition, m.offset) for g, m in zip(generated, metadata, strict=True)
-    ]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_hostile_input_amid_heavy_traffic(settings: Settings, workers: Workers) -> None:
@@ -102,7 +84,7 @@ async def test_hostile_input_amid_heavy_traffic(settings: Settings, workers: Wor
     for item in hostile(factory) * 2:
         generated.insert(rng.randrange(len(generated)), item)
     worker = await workers.start(worker_env(stream))
-    sent = await produce_large(stream, generated)
+    sent = await produce(stream, generated, max_request_size=4 * LIMIT)
     await wait_drained(stream, sent, 150, worker)
     peak_kib = worker.memory_kib("VmHWM")
     worker.terminate()
@@ -122,9 +104,8 @@ async def test_integer_beyond_64_bits_is_rejected_not_rounded(
     factory = EventFactory(await new_tenants(stream, 1), seed=1102)
     value = splice(orjson.dumps(factory.action(metadata={"m": 1})), b'"m":1',
                    b'"m":123456789012345678901234567890')  # fmt: skip
-    sent = await produce_large(
-        stream, [Generated("action", None, value, RejectReason.SCHEMA_VIOLATION, None)]
-    )
+    bad = [Generated("action", None, value, RejectReason.SCHEMA_VIOLATION, None)]
+    sent = await produce(stream, bad, max_request_size=4 * LIMIT)
     worker = await workers.start(worker_env(stream))
     await wait_drained(stream, sent, 60, worker)
     await check_exactly_once(stream.database_url, sent, stream.kafka_group_id)
@@ -145,9 +126,9 @@ async def test_breaker_stops_on_a_garbage_producer_skipping_nothing_valid(
     worker = await workers.start(
         worker_env(stream, REJECT_BREAKER_MIN=str(window), BATCH_MAX_EVENTS="200")
     )
-    sent = await produce_large(stream, valid)
+    sent = await produce(stream, valid, max_request_size=4 * LIMIT)
     await wait_drained(stream, sent, 60, worker)
-    sent += await produce_large(stream, garbage)  # the producer's bad deploy
+    sent += await produce(stream, garbage, max_request_size=4 * LIMIT)  # a bad deploy
     assert await worker.wait(90) == 4
     assert "error: " in worker.stderr
     assert f"of the last {window} events were rejected" in worker.stderr

@@ -12,28 +12,21 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.helpers import BIN_DIR, REPO_ROOT, command_env, run_command
+from tests.helpers import BIN_DIR, REPO_ROOT, run_command
 from tests.integration.test_migrations import alembic
-from tests.streams import create_topics, produce, stream_settings, wait_drained, wait_until
+from tests.streams import (
+    create_topics,
+    produce,
+    stream_settings,
+    wait_drained,
+    wait_until,
+    worker_env,
+)
 from worker.eventgen import EventFactory
 from worker.records import RejectReason
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def worker_env(stream: Settings, **extra: str) -> dict[str, str]:
-    extra = {"HTTP_PORT": "0"} | extra
-    return command_env(
-        stream.database_url,
-        KAFKA_BOOTSTRAP_SERVERS=stream.kafka_bootstrap_servers,
-        KAFKA_ACTION_TOPIC=stream.kafka_action_topic,
-        KAFKA_AUDIT_TOPIC=stream.kafka_audit_topic,
-        KAFKA_GROUP_ID=stream.kafka_group_id,
-        KAFKA_ENABLE_IDEMPOTENCE="false",
-        MAX_EVENT_BYTES=str(stream.max_event_bytes),
-        **extra,
-    )
 
 
 @pytest.fixture

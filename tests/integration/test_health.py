@@ -11,14 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.integration.test_cli_ops import (
-    new_tenant,
-    start_worker,
-    stop_process,
-    stream,
-    worker_env,
-)
-from tests.streams import create_topics, produce, wait_drained, wait_until
+from tests.integration.test_cli_ops import new_tenant, start_worker, stop_process, stream
+from tests.streams import create_topics, produce, wait_drained, wait_until, worker_env
 from worker.embedded import EmbeddedKafka, free_port
 from worker.eventgen import EventFactory
 from worker.settings import Settings
