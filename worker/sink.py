@@ -57,7 +57,19 @@ _FOREIGN_KEY_VIOLATION = "23503"
 
 
 def classify(exc: BaseException) -> Kind:
-    """Retry the batch (``transient``), reject the row (``row``) or stop (``fatal``)."""
+    """Retry the batch (``transient``), reject the row (``row``) or stop (``fatal``).
+
+    An error raised while cleaning up after a lost connection (the rollback finds the
+    connection busy or closed) is as transient as the loss that caused it.
+    """
+    kind = _classify_one(exc)
+    cause = exc.__cause__ or exc.__context__
+    if kind == "fatal" and cause is not None and classify(cause) == "transient":
+        return "transient"
+    return kind
+
+
+def _classify_one(exc: BaseException) -> Kind:
     if isinstance(exc, OSError):  # includes TimeoutError, which asyncio.TimeoutError is
         return "transient"
     sqlstate = getattr(exc, "sqlstate", None)

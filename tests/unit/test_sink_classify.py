@@ -89,3 +89,14 @@ def test_describe_names_state_and_constraint_but_no_values() -> None:
         "23514 CheckViolationError table=action_logs constraint=ck_action_logs_execution_time_ms"
     )
     assert describe(OverflowError("value out of int64 range")) == "client OverflowError"
+
+
+def test_cleanup_error_after_a_lost_connection_is_transient() -> None:
+    """A rollback that fails because the connection broke mid-COPY does not stop the worker."""
+    busy = "cannot perform operation: another operation is in progress"
+    cleanup = asyncpg.InterfaceError(busy)
+    cleanup.__context__ = asyncpg.InternalClientError(
+        "cannot switch to state 21; another operation (2) is in progress"
+    )
+    assert classify(cleanup) == "transient"
+    assert classify(asyncpg.InterfaceError(busy)) == "fatal"  # on its own: a misuse
