@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter, for retrying transient failures for as long as it takes."""
+"""Exponential backoff with jitter, for retrying transient failures for as long as it takes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 
 class Backoff:
-    """Delays that double from ``initial_s`` up to ``max_s``, each drawn with full jitter."""
+    """Delays that double from ``initial_s`` up to ``max_s``, each drawn from its upper half."""
 
     def __init__(self, initial_s: float, max_s: float) -> None:
         self._initial_s = initial_s
@@ -22,6 +22,3 @@ class Backoff:
 
     async def sleep(self) -> None:
         await asyncio.sleep(self.next_delay())
-
-    def reset(self) -> None:
-        self.attempts = 0
