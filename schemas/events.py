@@ -177,7 +177,8 @@ def _parse_rfc3339(value: str) -> datetime:
         raise _timestamp_error() from None
 
 
-def _timestamp(value: object) -> datetime:
+def check_timestamp(value: object) -> datetime:
+    """An aware datetime from an RFC 3339 string (or an aware datetime), within range."""
     # Aware datetimes pass so that a Python producer can build events directly;
     # on the wire only strings exist, and unix numbers are refused.
     if isinstance(value, str):
@@ -195,14 +196,15 @@ def _timestamp(value: object) -> datetime:
 
 Timestamp = Annotated[
     datetime,
-    PlainValidator(_timestamp, json_schema_input_type=AwareDatetime),
+    PlainValidator(check_timestamp, json_schema_input_type=AwareDatetime),
     # Written back as RFC 3339 with the producer's offset (the validator's input schema
     # would otherwise serialize it, with a warning).
     PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
 ]
 
 
-def _ip_text(value: str) -> str:
+def canonical_ip(value: str) -> str:
+    """The canonical text of an IPv4 or IPv6 address."""
     # inet_pton/inet_ntop: strict (no zone ids, no leading zeros) and ~20x faster
     # than the ipaddress module; inet_ntop gives the canonical compressed text.
     family = socket.AF_INET6 if ":" in value else socket.AF_INET
@@ -221,7 +223,7 @@ def _ip_json_schema(schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSc
 IpText = Annotated[
     str,
     Field(max_length=45),
-    AfterValidator(_ip_text),
+    AfterValidator(canonical_ip),
     GetPydanticSchema(get_pydantic_json_schema=_ip_json_schema),
 ]
 

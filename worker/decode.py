@@ -1,23 +1,24 @@
 """Decode stage: a Kafka message's bytes become a table row, or a Reject saying why not.
 
 Pure and synchronous: no I/O, no logging, and it never raises for anything a
-message can contain. Checks run in this order, cheapest first, each failure with
-its own ``RejectReason``: the topic's kind, an empty value, the size (before any
-parsing), UTF-8, JSON, a JSON object, ``schema_version``, then the wire model of
-``schemas.events``. A Reject's ``detail`` names field paths and what is wrong,
-never a value from the message: it is stored and logged where payloads must not be.
+message can contain. A plain valid event takes the fast path of
+``worker.decode_fast``; every other message is judged here, by checks in this
+order, cheapest first, each failure with its own ``RejectReason``: the topic's
+kind, an empty value, the size (before any parsing), UTF-8, JSON, a JSON object,
+``schema_version``, then the wire model of ``schemas.events``. A Reject's
+``detail`` names field paths and what is wrong, never a value from the message:
+it is stored and logged where payloads must not be.
 """
 
 from __future__ import annotations
 
 import enum
 import gc
-import json
-import re
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, Final
 
-import orjson
+import msgspec
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -27,6 +28,7 @@ from schemas.events import (
     AuditEvent,
     validation_context,
 )
+from worker.decode_fast import ROW_OF, action_json, audit_json
 from worker.records import (
     Accepted,
     ActionRow,
@@ -38,9 +40,9 @@ from worker.records import (
 )
 
 MAX_DETAIL: Final = 200
-_LONG_DIGITS: Final = re.compile(rb"\d{19}")
-_INT64_MIN: Final = -(2**63)
-_UINT64_END: Final = 2**64
+# The JSON grammar of the fast path (msgspec); numbers of any size stay exact, as
+# PostgreSQL's jsonb stores them (the row takes the producer's text, not these values).
+_parse_json: Final = msgspec.json.Decoder(float_hook=Decimal).decode
 _MAX_ERRORS: Final = 3
 _VERSIONS_TEXT: Final = ", ".join(str(v) for v in sorted(SUPPORTED_SCHEMA_VERSIONS))
 
@@ -59,12 +61,20 @@ def decode(record: RawRecord, kind: EventKind | None, max_bytes: int) -> Decoded
     """
     if kind is None:
         return Reject(record, RejectReason.UNKNOWN_TOPIC, "topic carries no known event kind")
+    raw = record.value
+    if raw and len(raw) <= max_bytes and (row := ROW_OF[kind](raw)) is not None:
+        return Accepted(row, record)
+    return decode_slow(record, kind, max_bytes)
+
+
+def decode_slow(record: RawRecord, kind: EventKind, max_bytes: int) -> Decoded:
+    """The slow path alone: every check in order, every reject worded (see the module doc)."""
     parsed = _parse(record, max_bytes)
     if isinstance(parsed, Reject):
         return parsed
     raw, obj = parsed
     try:
-        row = _ROW_BUILDERS[kind](obj, validation_context(raw))
+        row = _ROW_BUILDERS[kind](obj, raw)
     except ValidationError as exc:
         return Reject(record, RejectReason.SCHEMA_VIOLATION, describe_errors(exc))
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -72,11 +82,6 @@ def decode(record: RawRecord, kind: EventKind | None, max_bytes: int) -> Decoded
         # never stop the worker: reject it and keep going.
         detail = f"event could not be converted to a row ({type(exc).__name__})"
         return Reject(record, RejectReason.SCHEMA_VIOLATION, detail)
-    if _LONG_DIGITS.search(raw) is not None and _has_huge_integer(raw):
-        # Checked after the model, so an int field's own error names the field first.
-        return Reject(
-            record, RejectReason.SCHEMA_VIOLATION, "a number is an integer beyond 64 bits"
-        )
     return Accepted(row, record)
 
 
@@ -107,8 +112,8 @@ def _parse(record: RawRecord, max_bytes: int) -> tuple[bytes, dict[str, Any]] | 
         detail = f"{len(raw)} bytes, over the limit of {max_bytes}"
         return Reject(record, RejectReason.TOO_LARGE, detail)
     try:
-        obj = orjson.loads(raw)
-    except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
+        obj = _parse_json(raw)
+    except (ValueError, RecursionError) as exc:  # msgspec.DecodeError is a ValueError
         return _unparsable(record, raw, exc)
     if type(obj) is not dict:
         detail = f"top level is a JSON {_json_type(obj)}, not an object"
@@ -121,32 +126,18 @@ def _parse(record: RawRecord, max_bytes: int) -> tuple[bytes, dict[str, Any]] | 
     return raw, obj
 
 
-def _has_huge_integer(raw: bytes) -> bool:
-    """Whether a JSON integer falls outside 64 bits (orjson would round it into a float).
-
-    Only called when the bytes hold a run of 19 digits, so normal messages never pay.
-    """
-    huge = False
-
-    def check(text: str) -> int:
-        nonlocal huge
-        value = int(text)
-        huge = huge or not _INT64_MIN <= value < _UINT64_END
-        return value
-
-    json.loads(raw, parse_int=check)
-    return huge
-
-
 def _unparsable(record: RawRecord, raw: bytes, exc: BaseException) -> Reject:
     """Tell bad UTF-8 from bad JSON; only on the error path, so the happy path decodes once."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as bad:
         return Reject(record, RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {bad.start}")
-    if isinstance(exc, orjson.JSONDecodeError):
-        # orjson's messages are fixed texts; its ``doc`` (the input) is never used.
-        detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, msgspec.DecodeError):
+        # Syntax errors say what was expected where, never quoting the input; the one
+        # without a position is the input ending early.
+        detail = str(exc)
+        if "(byte " not in detail:
+            detail = f"{detail} (byte {len(raw)})"
     else:
         detail = f"JSON could not be parsed ({type(exc).__name__})"
     return Reject(record, RejectReason.INVALID_JSON, _clip(detail, MAX_DETAIL))
@@ -162,29 +153,27 @@ def _json_type(value: object) -> str:
     return "boolean" if isinstance(value, bool) else "number"
 
 
-def _json_text(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _action_row(obj: dict[str, Any], context: dict[str, bool] | None) -> ActionRow:
-    event = ActionEvent.model_validate(obj, context=context)
+def _action_row(obj: dict[str, Any], raw: bytes) -> ActionRow:
+    event = ActionEvent.model_validate(obj, context=validation_context(raw))
+    request_payload, response_data, metadata = action_json(raw)
     return ActionRow(
         event.id,
         event.tenant_id,
         event.action_type.value,
         event.provider_name,
-        orjson.dumps(event.request_payload).decode(),
-        _json_text(event.response_data),
+        request_payload,
+        response_data,
         event.status.value,
         event.error_message,
         event.execution_time_ms,
-        _json_text(event.metadata),
+        metadata,
         event.occurred_at,
     )
 
 
-def _audit_row(obj: dict[str, Any], context: dict[str, bool] | None) -> AuditRow:
-    event = AuditEvent.model_validate(obj, context=context)
+def _audit_row(obj: dict[str, Any], raw: bytes) -> AuditRow:
+    event = AuditEvent.model_validate(obj, context=validation_context(raw))
+    changes, metadata = audit_json(raw)
     return AuditRow(
         event.id,
         event.tenant_id,
@@ -192,17 +181,18 @@ def _audit_row(obj: dict[str, Any], context: dict[str, bool] | None) -> AuditRow
         event.action,
         event.resource_type,
         event.resource_id,
-        _json_text(event.changes),
+        changes,
         event.ip_address,
         event.user_agent,
-        _json_text(event.metadata),
+        metadata,
         event.occurred_at,
     )
 
 
-_ROW_BUILDERS: Final[
-    dict[EventKind, Callable[[dict[str, Any], dict[str, bool] | None], ActionRow | AuditRow]]
-] = {EventKind.ACTION: _action_row, EventKind.AUDIT: _audit_row}
+_ROW_BUILDERS: Final[dict[EventKind, Callable[[dict[str, Any], bytes], ActionRow | AuditRow]]] = {
+    EventKind.ACTION: _action_row,
+    EventKind.AUDIT: _audit_row,
+}
 
 
 def describe_errors(exc: ValidationError) -> str:
