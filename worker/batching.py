@@ -5,9 +5,9 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Mapping
 
+from worker.lanes import lane_of
 from worker.records import (
     Accepted,
     ActionRow,
@@ -63,21 +63,16 @@ def without_partitions(batch: Batch, dropped: Collection[TopicPartition]) -> Bat
     )
 
 
-def split_by_partition(batch: Batch, parts: int) -> list[Batch]:
-    """Up to ``parts`` batches over disjoint sets of partitions, balanced by event count.
+def split_into_lanes(batch: Batch, lanes: int) -> dict[int, Batch]:
+    """The batch's partitions grouped by ``lane_of``: one part per lane that has any.
 
-    Each can be written in its own transaction on its own connection: the offsets'
-    compare-and-set is per partition, and an action's events share a partition.
+    Each part can be written in its own transaction: the offsets' compare-and-set is
+    per partition, and an action's events share a partition.
     """
-    if parts <= 1 or len(batch.offsets) <= 1:
-        return [batch]
-    items: list[Accepted | Reject] = [*batch.actions, *batch.audits, *batch.rejects]
-    sizes = Counter(TopicPartition(i.record.topic, i.record.partition) for i in items)
-    groups: list[set[TopicPartition]] = [set() for _ in range(parts)]
-    loads = [0] * parts
-    for tp in sorted(batch.offsets, key=lambda tp: -sizes[tp]):
-        lightest = loads.index(min(loads))
-        groups[lightest].add(tp)
-        loads[lightest] += sizes[tp]
+    groups: dict[int, set[TopicPartition]] = {}
+    for tp in batch.offsets:
+        groups.setdefault(lane_of(tp, lanes), set()).add(tp)
+    if len(groups) <= 1:
+        return dict.fromkeys(groups, batch)
     everything = set(batch.offsets)
-    return [without_partitions(batch, everything - group) for group in groups if group]
+    return {lane: without_partitions(batch, everything - group) for lane, group in groups.items()}

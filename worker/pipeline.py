@@ -2,7 +2,8 @@
 
     fetch (consumer) -> decode -> resolve tenants -> build batch -> write (sink) -> commit to Kafka
 
-One batch is written while the next is fetched and decoded. A write is retried
+Batches are written on lanes (``worker.lanes``: in order per partition, several
+transactions at once) while the next is fetched and decoded. A write is retried
 with backoff for as long as the database is unavailable (fetching pauses, the
 worker reports not ready); partitions another replica took are dropped, never
 written. Data only moves forward: no stage calls back into an earlier one.
@@ -11,6 +12,7 @@ written. Data only moves forward: no stage calls back into an earlier one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -18,12 +20,13 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from worker.batching import build_batch, split_by_partition, without_partitions
+from worker.batching import build_batch, split_into_lanes, without_partitions
 from worker.breaker import RejectBreaker
 from worker.decode import EventKind, decode_many
 from worker.errors import PartitionsFencedError, TransientError
 from worker.health import Readiness
-from worker.records import Batch, RawRecord, TopicPartition, WriteResult
+from worker.lanes import Lanes
+from worker.records import Batch, Decoded, RawRecord, TopicPartition, WriteResult
 from worker.retry import Backoff
 from worker.settings import Settings
 from worker.stats import PipelineStats
@@ -32,6 +35,9 @@ from worker.tenants import TenantCache, apply_tenants, tenant_ids
 log = structlog.get_logger(__name__)
 FAULT_EXIT_CODE = 86  # used only by the FAULT_EXIT_AFTER_DB_COMMIT test hook
 KEEPALIVE_S = 1.0  # how often a waiting loop still polls Kafka, well under max.poll.interval
+# Decoding yields to the event loop this often (a few ms of CPU), so that the write in
+# flight gets each of its round trips answered at once instead of after the whole batch.
+YIELD_EVERY = 500
 
 
 class Source(Protocol):
@@ -87,7 +93,7 @@ class Pipeline:
         self._starts: dict[TopicPartition, int | None] = {}
         self._epochs: Epochs = {}
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from the consumer
-        self._in_flight: asyncio.Task[None] | None = None
+        self._lanes = Lanes(settings.write_connections)
         self._source: Source | None = None
 
     # Called by the consumer during rebalances.
@@ -97,11 +103,9 @@ class Pipeline:
         self._readiness.clear(Readiness.NO_ASSIGNMENT)
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Let the write in flight finish within the grace period, then forget the partitions."""
-        if self._in_flight is not None:
-            done, _ = await asyncio.wait({self._in_flight}, timeout=self._settings.shutdown_grace_s)
-            if not done:
-                log.warning("revoke_deadline_passed", partitions=len(revoked))
+        """Let the writes in flight finish within the grace period, then forget the partitions."""
+        if not await self._lanes.wait_all(self._settings.shutdown_grace_s):
+            log.warning("revoke_deadline_passed", partitions=len(revoked))
         for tp in revoked:
             self._starts.pop(tp, None)
             self._fetched.pop(tp, None)
@@ -149,6 +153,7 @@ class Pipeline:
             if records:
                 chunks.append((epochs, records))
                 count += len(records)
+            await asyncio.sleep(0)  # a fetch from the buffer does not yield: the write may wait
         return chunks
 
     def _current(self, chunks: list[tuple[Epochs, list[RawRecord]]]) -> list[RawRecord]:
@@ -169,7 +174,11 @@ class Pipeline:
         return epochs.get(tp) == self._epochs.get(tp)
 
     async def _prepare(self, records: list[RawRecord], epochs: Epochs) -> Batch:
-        decoded = decode_many(records, self._kinds, self._settings.max_event_bytes)
+        decoded: list[Decoded] = []
+        for start in range(0, len(records), YIELD_EVERY):
+            chunk = records[start : start + YIELD_EVERY]
+            decoded += decode_many(chunk, self._kinds, self._settings.max_event_bytes)
+            await asyncio.sleep(0)  # let the write in flight take its next round trip
         statuses = await self.retrying(self._tenants.resolve, tenant_ids(decoded))
         if epochs != self._epochs:
             # A rebalance re-positioned partitions during the lookup: their events are stale.
@@ -186,33 +195,34 @@ class Pipeline:
         return batch
 
     async def _submit(self, batch: Batch, epochs: Epochs) -> None:
-        """Wait for the previous write, then start this one in the background."""
-        await self._wait_in_flight()
-        parts = split_by_partition(batch, self._settings.write_connections)
-        self._in_flight = asyncio.create_task(self._write_parts(parts, epochs))
+        """Queue the batch's writes on the lanes of its partitions, once they have room."""
+        parts = split_into_lanes(batch, self._lanes.count)
+        await self._wait_until(lambda: self._lanes.has_room(parts))
+        for lane, part in parts.items():
+            self._lanes.submit(lane, functools.partial(self._write, part, epochs))
 
-    async def _write_parts(self, parts: list[Batch], epochs: Epochs) -> None:
-        """Disjoint partitions in separate transactions, at once: PostgreSQL works in parallel."""
-        await asyncio.gather(*(self._write(part, epochs) for part in parts))
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait for writes to finish until ``condition`` holds; raise a failed write's error.
 
-    async def _wait_in_flight(self) -> None:
-        """Wait for the write in flight, keeping the consumer's poll timer alive meanwhile."""
-        task = self._in_flight
-        while task is not None and not task.done():
-            done, _ = await asyncio.wait({task}, timeout=KEEPALIVE_S)
-            if not done and self._source is not None:
+        The consumer's poll timer is kept alive meanwhile (it would otherwise leave the group).
+        """
+        paused = False
+        while not condition():
+            self._lanes.raise_failure()
+            if not await self._lanes.wait_any(KEEPALIVE_S) and self._source is not None:
                 # Paused partitions return nothing, but the poll keeps us in the group.
                 self._source.pause()
                 await self._source.fetch(0, 1)
-        if self._source is not None:
+                paused = True
+        if paused and self._source is not None:
             self._source.resume()
-        self._in_flight = None
-        if task is not None:
-            await task
+        self._lanes.raise_failure()
 
     async def _drain(self) -> None:
         try:
-            await asyncio.wait_for(self._wait_in_flight(), self._settings.shutdown_grace_s)
+            await asyncio.wait_for(
+                self._wait_until(self._lanes.idle), self._settings.shutdown_grace_s
+            )
         except TimeoutError:
             log.warning("shutdown_grace_exceeded", note="unwritten events will be redelivered")
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.batching import build_batch, split_by_partition, without_partitions
+from worker.batching import build_batch, split_into_lanes, without_partitions
 from worker.breaker import RejectBreaker
 from worker.errors import BreakerTrippedError
+from worker.lanes import lane_of
 from worker.records import (
     Accepted,
     ActionRow,
@@ -103,16 +104,21 @@ def test_build_batch_ignores_records_before_the_start() -> None:
     assert batch.offsets == {tp: OffsetRange(4, 6)}
 
 
-def test_split_by_partition_is_disjoint_balanced_and_complete() -> None:
-    """Every event lands in exactly one part; parts share no partition; loads are balanced."""
-    tps = [TopicPartition("action-events", p) for p in range(4)]
+def test_split_into_lanes_is_disjoint_complete_and_stable() -> None:
+    """Every event lands in the part of its partition's lane; lanes share no partition."""
+    tps = [
+        TopicPartition(topic, p) for topic in ("action-events", "audit-events") for p in range(4)
+    ]
     items = [
         action(o, partition=p) for p, count in enumerate((40, 30, 20, 10)) for o in range(count)
     ]
     batch = build_batch(items, dict.fromkeys(tps, 0))  # type: ignore[arg-type]
-    parts = split_by_partition(batch, 2)
-    assert len(parts) == 2
-    assert sorted(len(p) for p in parts) == [50, 50]
-    assert set(parts[0].offsets).isdisjoint(parts[1].offsets)
-    assert set(parts[0].offsets) | set(parts[1].offsets) == set(tps)
-    assert split_by_partition(batch, 1) == [batch]
+    parts = split_into_lanes(batch, 2)
+    assert sorted(parts) == [0, 1]  # four partitions of one topic use both lanes
+    assert sum(len(part) for part in parts.values()) == 100
+    for lane, part in parts.items():
+        assert {lane_of(tp, 2) for tp in part.offsets} == {lane}
+        assert {(a.record.topic, a.record.partition) for a in part.actions} == set(part.offsets)
+    assert set(parts[0].offsets) | set(parts[1].offsets) == set(batch.offsets)
+    assert split_into_lanes(batch, 1) == {0: batch}
+    assert {lane_of(tp, 2) for tp in tps[:4]} == {0, 1}
