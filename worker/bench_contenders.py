@@ -21,9 +21,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 
-from worker.bench_data import ACTION_COLUMNS, AUDIT_COLUMNS, Advance, Prefilled, Row
+from worker.bench_data import Advance, Prefilled, Row
 from worker.kafka_config import client_options
 from worker.settings import Settings
+from worker.sink_sql import ACTION_COLUMNS, AUDIT_COLUMNS
 
 CEILING_CONNECTIONS = (1, 2, 3)
 PIPE_TABLE = "bench_pipe"

@@ -25,14 +25,6 @@ from worker.settings import Settings
 
 INVALID_RATIO = 0.01
 CHUNK = 10_000
-ACTION_COLUMNS = (
-    "id", "tenant_id", "action_type", "provider_name", "request_payload", "response_data",
-    "status", "error_message", "execution_time_ms", "metadata", "created_at", "updated_at",
-)  # fmt: skip
-AUDIT_COLUMNS = (
-    "id", "tenant_id", "user_id", "action", "resource_type", "resource_id", "changes",
-    "ip_address", "user_agent", "metadata", "created_at", "updated_at",
-)  # fmt: skip
 Row = tuple[Any, ...]
 Ends = dict[tuple[str, int], int]
 Advance = Callable[[int], None]

@@ -8,6 +8,10 @@
 3. the audit events, of which the first stored for an id stands;
 4. the rejects, into ``ingest_rejects``.
 
+Events of ids that are new (not stored yet, and for actions once in the batch) are
+COPYed straight into their table; only the others go through a staging table and
+``INSERT ... SELECT ... ON CONFLICT``, which costs PostgreSQL about a third more.
+
 What it raises (having written nothing):
 
 - ``PartitionsFencedError`` naming every partition whose stored offset is not the batch's start;
@@ -189,13 +193,14 @@ class PostgresSink:
         async with self._pool.acquire() as connection, connection.transaction():
             await self._compare_and_set(connection, work.offsets)
             await connection.execute(sql.CREATE_STAGING)
-            for target, events in ((ACTIONS, work.actions), (AUDITS, work.audits)):
-                if work.isolate:
+            if work.isolate:
+                for target, events in ((ACTIONS, work.actions), (AUDITS, work.audits)):
                     lost = await _load_isolating(connection, target, events)
-                else:
-                    lost = await _load(connection, target, events)
-                refused += lost
-                written.append(len(events) - len(lost))
+                    refused += lost
+                    written.append(len(events) - len(lost))
+            else:
+                await _store_new_first(connection, work.actions, work.audits)
+                written = [len(work.actions), len(work.audits)]
             await self._store_rejects(connection, [*work.rejects, *refused])
         reasons = Counter(reject.reason for reject in (*work.rejects, *refused))
         return WriteResult(actions=written[0], audits=written[1], rejects=dict(reasons))
@@ -273,6 +278,45 @@ async def _load(
         await connection.copy_records_to_table(target.stage, records=records)
         await connection.execute(target.statement(events))
     return []
+
+
+async def _store_new_first(
+    connection: Connection, actions: Sequence[Accepted], audits: Sequence[Accepted]
+) -> None:
+    """COPY the events of new ids straight into the tables; merge only the others.
+
+    An action id neither stored nor repeated in the batch is a plain insert; so is the
+    first audit (in Kafka order) of an id not stored, and the other audits of its id
+    are no-ops under first-wins. A refused row, or an id another writer stores
+    meanwhile, fails the COPY like the merge would: the batch is then isolated.
+    """
+    stored = await connection.fetch(
+        sql.STORED_IDS,
+        list({event.row.id for event in actions}),
+        list({event.row.id for event in audits}),
+    )
+    stored_actions = {row["id"] for row in stored if not row["audit"]}
+    stored_audits = {row["id"] for row in stored if row["audit"]}
+    repeated = {i for i, n in Counter(e.row.id for e in actions).items() if n > 1}
+    merged = stored_actions | repeated
+    new_actions = [event for event in actions if event.row.id not in merged]
+    await _copy_rows(connection, "action_logs", sql.ACTION_COLUMNS, new_actions)
+    await _load(connection, ACTIONS, [event for event in actions if event.row.id in merged])
+    first_audits: list[Accepted] = []
+    for event in audits:  # in Kafka order: the first of an id stands
+        if event.row.id not in stored_audits:
+            stored_audits.add(event.row.id)
+            first_audits.append(event)
+    await _copy_rows(connection, "audit_logs", sql.AUDIT_COLUMNS, first_audits)
+
+
+async def _copy_rows(
+    connection: Connection, table: str, columns: Sequence[str], events: Sequence[Accepted]
+) -> None:
+    """created_at and updated_at are the event's occurred_at, the row's last field."""
+    if events:
+        records = [(*event.row, event.row[-1]) for event in events]
+        await connection.copy_records_to_table(table, records=records, columns=columns)
 
 
 async def _load_isolating(

@@ -26,6 +26,23 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage_rejects (
     reason text, detail text
 ) ON COMMIT DELETE ROWS;
 """
+# Events whose id is new (not stored, once in the batch) are COPYed straight into the
+# tables, in these columns (created_at = updated_at = occurred_at): it costs PostgreSQL
+# about a quarter less than staging them and merging with INSERT ... ON CONFLICT.
+ACTION_COLUMNS = (
+    "id", "tenant_id", "action_type", "provider_name", "request_payload", "response_data",
+    "status", "error_message", "execution_time_ms", "metadata", "created_at", "updated_at",
+)  # fmt: skip
+AUDIT_COLUMNS = (
+    "id", "tenant_id", "user_id", "action", "resource_type", "resource_id", "changes",
+    "ip_address", "user_agent", "metadata", "created_at", "updated_at",
+)  # fmt: skip
+STORED_IDS = """
+SELECT false AS audit, id FROM action_logs WHERE id = ANY($1::uuid[])
+UNION ALL
+SELECT true AS audit, id FROM audit_logs WHERE id = ANY($2::uuid[])
+"""
+
 STAGE_ACTIONS = "ingest_stage_actions"
 STAGE_AUDITS = "ingest_stage_audits"
 STAGE_REJECTS = "ingest_stage_rejects"
