@@ -6,6 +6,7 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import TypeVar
 
 from worker.lanes import lane_of
 from worker.records import (
@@ -17,6 +18,8 @@ from worker.records import (
     Reject,
     TopicPartition,
 )
+
+T = TypeVar("T", Accepted, Reject)
 
 
 def build_batch(decoded: list[Decoded], starts: Mapping[TopicPartition, int | None]) -> Batch:
@@ -69,10 +72,26 @@ def split_into_lanes(batch: Batch, lanes: int) -> dict[int, Batch]:
     Each part can be written in its own transaction: the offsets' compare-and-set is
     per partition, and an action's events share a partition.
     """
-    groups: dict[int, set[TopicPartition]] = {}
-    for tp in batch.offsets:
-        groups.setdefault(lane_of(tp, lanes), set()).add(tp)
-    if len(groups) <= 1:
-        return dict.fromkeys(groups, batch)
-    everything = set(batch.offsets)
-    return {lane: without_partitions(batch, everything - group) for lane, group in groups.items()}
+    lane_by_tp: dict[tuple[str, int], int] = {tp: lane_of(tp, lanes) for tp in batch.offsets}
+    if len(set(lane_by_tp.values())) <= 1:
+        return dict.fromkeys(lane_by_tp.values(), batch)
+    actions = _spread(batch.actions, lane_by_tp)
+    audits = _spread(batch.audits, lane_by_tp)
+    rejects = _spread(batch.rejects, lane_by_tp)
+    return {
+        lane: Batch(
+            actions[lane],
+            audits[lane],
+            rejects[lane],
+            {tp: r for tp, r in batch.offsets.items() if lane_by_tp[tp] == lane},
+        )
+        for lane in actions
+    }
+
+
+def _spread(items: list[T], lane_by_tp: dict[tuple[str, int], int]) -> dict[int, list[T]]:
+    spread: dict[int, list[T]] = {lane: [] for lane in set(lane_by_tp.values())}
+    for item in items:
+        record = item.record
+        spread[lane_by_tp[record.topic, record.partition]].append(item)
+    return spread

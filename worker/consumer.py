@@ -22,6 +22,7 @@ from worker.records import RawRecord, TopicPartition
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
+_new = tuple.__new__
 
 LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
@@ -77,8 +78,9 @@ class KafkaSource:
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        # tuple.__new__: the NamedTuple's own __new__ is Python code, run per message.
         return [
-            RawRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+            _new(RawRecord, (m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
             for messages in batches.values()
             for m in messages
         ]

@@ -30,7 +30,7 @@ from worker.records import Batch, Decoded, RawRecord, TopicPartition, WriteResul
 from worker.retry import Backoff
 from worker.settings import Settings
 from worker.stats import PipelineStats
-from worker.tenants import TenantCache, apply_tenants, tenant_ids
+from worker.tenants import TenantCache, TenantStatus, apply_tenants, tenant_ids
 
 log = structlog.get_logger(__name__)
 FAULT_EXIT_CODE = 86  # used only by the FAULT_EXIT_AFTER_DB_COMMIT test hook
@@ -183,7 +183,9 @@ class Pipeline:
         if epochs != self._epochs:
             # A rebalance re-positioned partitions during the lookup: their events are stale.
             decoded = [d for d in decoded if self._same_epoch(epochs, _partition(d.record))]
-        decoded = apply_tenants(decoded, statuses)
+        # statuses has every tenant of the batch: when all are active, nothing changes.
+        if any(status is not TenantStatus.ACTIVE for status in statuses.values()):
+            decoded = apply_tenants(decoded, statuses)
         # The breaker judges before anything is written, so a tripped batch stays unconsumed.
         try:
             self._breaker.observe(decoded)
