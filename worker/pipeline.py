@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import operator
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -160,14 +162,19 @@ class Pipeline:
         """The fetched records whose partition was not re-positioned since they were fetched,
         each offset once (a fetch racing a seek can return a range twice)."""
         current: list[RawRecord] = []
-        fetched = self._fetched
         for epochs, records in chunks:
             same = epochs == self._epochs
-            for r in records:
-                tp = _partition(r)
-                if (same or self._same_epoch(epochs, tp)) and r.offset >= fetched.get(tp, 0):
-                    fetched[tp] = r.offset + 1
-                    current.append(r)
+            # A fetch returns each partition's records together: one lookup per run of them.
+            for key, run in itertools.groupby(records, _TOPIC_PARTITION):
+                tp = TopicPartition(*key)
+                if not (same or self._same_epoch(epochs, tp)):
+                    continue
+                expected = self._fetched.get(tp, 0)
+                for r in run:
+                    if r.offset >= expected:
+                        expected = r.offset + 1
+                        current.append(r)
+                self._fetched[tp] = expected
         return current
 
     def _same_epoch(self, epochs: Epochs, tp: TopicPartition) -> bool:
@@ -281,6 +288,9 @@ class Pipeline:
                 continue
             self._readiness.clear(Readiness.DATABASE)
             return result
+
+
+_TOPIC_PARTITION = operator.attrgetter("topic", "partition")
 
 
 def _partition(record: RawRecord) -> TopicPartition:
