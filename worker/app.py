@@ -29,7 +29,7 @@ from worker.migrations import ensure_schema_at_head
 from worker.pipeline import Pipeline
 from worker.retry import Backoff
 from worker.settings import Settings
-from worker.sink import PostgresSink
+from worker.sink import PostgresSink, keep_session, prepare_connection
 from worker.stats import PipelineStats
 from worker.tenants import PostgresTenantSource, TenantCache, TenantListener
 
@@ -159,6 +159,8 @@ async def _database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[as
                 max_size=settings.write_connections + 2,
                 timeout=settings.database_connect_timeout_s,
                 command_timeout=settings.database_command_timeout_s,
+                init=prepare_connection,
+                reset=keep_session,
             )
             break
         except CONNECT_ERRORS as exc:

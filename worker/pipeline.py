@@ -39,7 +39,7 @@ FAULT_EXIT_CODE = 86  # used only by the FAULT_EXIT_AFTER_DB_COMMIT test hook
 KEEPALIVE_S = 1.0  # how often a waiting loop still polls Kafka, well under max.poll.interval
 # Decoding yields to the event loop this often (a few ms of CPU), so that the write in
 # flight gets each of its round trips answered at once instead of after the whole batch.
-YIELD_EVERY = 500
+YIELD_EVERY = 200
 
 
 class Source(Protocol):

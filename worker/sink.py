@@ -152,8 +152,24 @@ class _Work:
     isolate: bool = False  # write under savepoints, splitting lists to find refused rows
 
 
+async def prepare_connection(connection: asyncpg.Connection) -> None:
+    """Pool ``init``: the staging tables, once per connection (emptied at each commit)."""
+    await connection.execute(sql.CREATE_STAGING)
+
+
+async def keep_session(_connection: asyncpg.Connection) -> None:
+    """Pool ``reset``: nothing beyond asyncpg's own rollback of a transaction left open.
+
+    The default reset (RESET ALL, CLOSE ALL, UNLISTEN *, advisory unlocks) costs a
+    round trip after every write, for session state these connections never take.
+    """
+
+
 class PostgresSink:
-    """Writes batches into PostgreSQL over an asyncpg pool; see the module docstring."""
+    """Writes batches into PostgreSQL; see the module docstring.
+
+    The pool must be created with ``init=prepare_connection, reset=keep_session``.
+    """
 
     def __init__(self, pool: asyncpg.Pool, *, group_id: str, reject_raw_max_bytes: int) -> None:
         self._pool = pool
@@ -192,7 +208,6 @@ class PostgresSink:
         written: list[int] = []
         async with self._pool.acquire() as connection, connection.transaction():
             await self._compare_and_set(connection, work.offsets)
-            await connection.execute(sql.CREATE_STAGING)
             if work.isolate:
                 for target, events in ((ACTIONS, work.actions), (AUDITS, work.audits)):
                     lost = await _load_isolating(connection, target, events)

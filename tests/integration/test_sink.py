@@ -27,7 +27,7 @@ from worker.records import (
     TopicPartition,
 )
 from worker.settings import Settings
-from worker.sink import PostgresSink
+from worker.sink import PostgresSink, keep_session, prepare_connection
 
 GROUP = "log-ingest-test"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -41,7 +41,9 @@ TABLES = ("action_logs", "audit_logs", "ingest_rejects", "ingest_offsets")
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on this test's database, migrated to head."""
     await alembic(settings, "upgrade", "head")
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=4, init=prepare_connection, reset=keep_session
+    )
     try:
         yield pool
     finally:
@@ -345,7 +347,9 @@ async def test_racing_replicas_store_one_batch(
         await PostgresSink(pool, group_id=GROUP, reject_raw_max_bytes=16).write(
             batch(offsets={ACTIONS_TP: OffsetRange(None, start)})
         )
-    other_pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    other_pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=1, init=prepare_connection, reset=keep_session
+    )
     try:
         replicas = [PostgresSink(p, group_id=GROUP, reject_raw_max_bytes=16)
                     for p in (pool, other_pool)]  # fmt: skip
@@ -377,7 +381,7 @@ async def test_load_offsets_returns_only_stored_partitions(sink: PostgresSink,
 async def test_unreachable_database_is_transient() -> None:
     """No server at the pool's address: write and load_offsets raise TransientError."""
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
-    pool = await asyncpg.create_pool(url, min_size=0)
+    pool = await asyncpg.create_pool(url, min_size=0, init=prepare_connection, reset=keep_session)
     try:
         sink = PostgresSink(pool, group_id=GROUP, reject_raw_max_bytes=16)
         with pytest.raises(TransientError, match="PostgreSQL unavailable"):
@@ -419,7 +423,8 @@ async def test_downgrade_removes_ingest_state(settings: Settings, pool: asyncpg.
     """Downgrading to 001 drops both tables, the trigger and its function."""
     await alembic(settings, "downgrade", "001")
     tables = {row[0] for row in await pool.fetch(
-        "SELECT tablename FROM pg_tables WHERE tablename LIKE 'ingest_%'")}  # fmt: skip
+        "SELECT tablename FROM pg_tables WHERE tablename LIKE 'ingest_%' "
+        "AND schemaname = 'public'")}  # fmt: skip
     functions = await pool.fetchval(
         "SELECT count(*) FROM pg_proc WHERE proname = 'notify_tenant_changed'"
     )
