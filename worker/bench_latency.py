@@ -1,8 +1,9 @@
 """The latency phase: events produced at a fixed rate, timed from produce to commit.
 
 Each event's ``occurred_at`` is set when it is handed to the producer; it counts
-as committed at the first poll of ``ingest_offsets`` (every ``SAMPLE_S``) that
-shows its partition past its offset, which is when PostgreSQL committed its row
+as committed at the first poll of ``ingest_offsets`` (every ``SAMPLE_S``, on a
+thread of its own, so that producing cannot delay it) that shows its partition
+past its offset, which is when PostgreSQL committed its row
 or reject (same transaction). The figure is therefore late by up to one poll
 interval plus the poll's own query time, never early.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,10 +60,8 @@ async def measure_latency(
     settings: Settings, stream: list[Template], rate: float, advance: Advance
 ) -> Latency:
     """Produce ``stream`` at ``rate`` events/s; occurred_at -> committed p50 and p99."""
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
-    samples: list[Sample] = []
-    finished = asyncio.Event()
-    sampler = asyncio.create_task(_sample(connection, settings, samples, finished))
+    sampler = _Sampler(settings)
+    sampler.start()
     try:
         async with producer(settings) as client:
             futures = await _produce_at_rate(client, settings, stream, rate, advance)
@@ -72,12 +72,10 @@ async def measure_latency(
                     strict=True,
                 )
             ]  # fmt: skip
-        await _wait_stored(samples, sent)
+        await _wait_stored(sampler, sent)
     finally:
-        finished.set()
-        await sampler
-        await connection.close()
-    latencies = _latencies(sent, samples)
+        sampler.finish()
+    latencies = _latencies(sent, sampler.samples)
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     return Latency(len(sent), rate, cuts[49] * 1000, cuts[98] * 1000)
 
@@ -102,22 +100,53 @@ async def _produce_at_rate(
     return futures
 
 
-async def _sample(
-    connection: asyncpg.Connection, settings: Settings, samples: list[Sample], done: asyncio.Event
-) -> None:
-    while not done.is_set():
-        stored = await stored_offsets(connection, settings.kafka_group_id)
-        samples.append((time.time(), stored))
-        await asyncio.sleep(SAMPLE_S)
+class _Sampler(threading.Thread):
+    """Polls ``ingest_offsets`` on a thread and event loop of its own: the producing loop's
+    work (notably the burst at the end of the phase) must not delay the samples."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="latency-sampler", daemon=True)
+        self._settings = settings
+        self.samples: list[Sample] = []
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._poll())
+        except BaseException as exc:  # handed to the benchmark by finish()
+            self._error = exc
+
+    async def _poll(self) -> None:
+        connection = await asyncpg.connect(self._settings.asyncpg_dsn)
+        try:
+            while not self._done.is_set():
+                stored = await stored_offsets(connection, self._settings.kafka_group_id)
+                self.samples.append((time.time(), stored))
+                await asyncio.sleep(SAMPLE_S)
+        finally:
+            await connection.close()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join()
+        self.check()
 
 
-async def _wait_stored(samples: list[Sample], sent: Sequence[Sent], timeout_s: float = 120) -> None:
+async def _wait_stored(sampler: _Sampler, sent: Sequence[Sent], timeout_s: float = 120) -> None:
     ends: dict[tuple[str, int], int] = {}
     for _, topic, partition, offset in sent:
         ends[(topic, partition)] = max(ends.get((topic, partition), 0), offset + 1)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if samples and all(samples[-1][1].get(tp, 0) >= end for tp, end in ends.items()):
+        sampler.check()
+        if sampler.samples and all(
+            sampler.samples[-1][1].get(tp, 0) >= end for tp, end in ends.items()
+        ):
             return
         await asyncio.sleep(SAMPLE_S)
     raise TimeoutError(f"the worker did not commit the latency phase within {timeout_s:.0f}s")

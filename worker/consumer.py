@@ -61,6 +61,7 @@ class KafkaSource:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
             fetch_max_bytes=32 * 1024 * 1024,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             **client_options(settings),
         )
 

@@ -139,7 +139,13 @@ class Pipeline:
     async def _collect(
         self, source: Source, stop: asyncio.Event
     ) -> list[tuple[Epochs, list[RawRecord]]]:
-        """Fetch until the batch is full or its time is up; remember each fetch's epochs."""
+        """Fetch until the batch is full, its time is up, or no write is in flight;
+        remember each fetch's epochs.
+
+        Closing as soon as the lanes are idle is group commit: under light load a
+        batch is written as soon as it is fetched (latency), under heavy load the
+        events that arrive while a write is in flight make the next, larger batch.
+        """
         limit = self._settings.batch_max_events
         deadline = time.monotonic() + self._settings.batch_max_wait_ms / 1000
         chunks: list[tuple[Epochs, list[RawRecord]]] = []
@@ -156,6 +162,8 @@ class Pipeline:
                 chunks.append((epochs, records))
                 count += len(records)
             await asyncio.sleep(0)  # a fetch from the buffer does not yield: the write may wait
+            if count and self._lanes.idle():
+                break
         return chunks
 
     def _current(self, chunks: list[tuple[Epochs, list[RawRecord]]]) -> list[RawRecord]:

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
 
+    # The consumer: how long a fetch may wait at the broker for data. Kafka answers as soon
+    # as data arrives; some Kafka-protocol brokers (Tansu) hold the fetch for part of it.
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=0)
+
     # Producers (EventPublisher); the embedded broker has no idempotent producer.
     kafka_enable_idempotence: bool = True
 

@@ -34,12 +34,16 @@ class FakeSink:
     def __init__(self) -> None:
         self.offsets: dict[TopicPartition, int] = {}
         self.rows: list[int] = []  # offsets of stored events
+        self.batch_sizes: list[int] = []
         self.transient_failures = 0
+        self.hold_first_write: asyncio.Event | None = None
 
     async def write(self, batch: Batch) -> WriteResult:
         if self.transient_failures:
             self.transient_failures -= 1
             raise TransientError("database unavailable")
+        if self.hold_first_write is not None and not self.batch_sizes:
+            await asyncio.wait_for(self.hold_first_write.wait(), 5)
         fenced = {tp for tp, r in batch.offsets.items() if self.offsets.get(tp) != r.start}
         if fenced:
             raise PartitionsFencedError(frozenset(fenced))
@@ -47,6 +51,7 @@ class FakeSink:
             self.offsets[tp] = r.next
         items = batch.actions + batch.audits + batch.rejects
         self.rows += [item.record.offset for item in items]
+        self.batch_sizes.append(len(items))
         return WriteResult(len(batch.actions), len(batch.audits), Counter())
 
     async def load(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
@@ -54,16 +59,22 @@ class FakeSink:
 
 
 class FakeSource:
-    """One partition of pre-made records, positioned like a consumer."""
+    """One partition of pre-made records, positioned like a consumer, ``per_fetch`` at a time."""
 
-    def __init__(self, records: list[RawRecord], sink: FakeSink, stop: asyncio.Event) -> None:
-        self.records, self.sink, self.stop = records, sink, stop
+    def __init__(
+        self, records: list[RawRecord], sink: FakeSink, stop: asyncio.Event, per_fetch: int
+    ) -> None:
+        self.records, self.sink, self.stop, self.per_fetch = records, sink, stop, per_fetch
         self.position = 0
         self.committed: dict[TopicPartition, int] = {}
+        self.all_fetched = asyncio.Event()
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
-        chunk = self.records[self.position : self.position + max_records]
+        end = self.position + min(max_records, self.per_fetch)
+        chunk = self.records[self.position : end]
         self.position += len(chunk)
+        if self.position == len(self.records):
+            self.all_fetched.set()
         if not chunk:
             await asyncio.sleep(0.001)
             if self.committed.get(TP) == len(self.records):
@@ -104,9 +115,13 @@ def make(sink: FakeSink, **overrides: object) -> tuple[Pipeline, Readiness]:
     return Pipeline(settings, sink, cache, readiness, PipelineStats()), readiness
 
 
-async def run(pipeline: Pipeline, recs: list[RawRecord], sink: FakeSink) -> FakeSource:
+async def run(
+    pipeline: Pipeline, recs: list[RawRecord], sink: FakeSink, per_fetch: int = 1000
+) -> FakeSource:
     stop = asyncio.Event()
-    source = FakeSource(recs, sink, stop)
+    source = FakeSource(recs, sink, stop, per_fetch)
+    if sink.hold_first_write is not None:
+        source.all_fetched = sink.hold_first_write
     pipeline.partitions_assigned({TP: None})
     await asyncio.wait_for(pipeline.run(source, stop), 10)
     return source
@@ -120,6 +135,26 @@ async def test_everything_is_written_once_and_committed() -> None:
     assert sorted(sink.rows) == list(range(1000))
     assert source.committed == {TP: 1000}
     assert sink.offsets == {TP: 1000}
+
+
+async def test_with_no_write_in_flight_a_fetch_is_written_at_once() -> None:
+    """Idle lanes: batches close after a fetch or two, long before the 100 or the 10 s limit
+    (a finished write frees its lane a loop turn later, so a second fetch may join)."""
+    sink = FakeSink()
+    pipeline, _ = make(sink, batch_max_wait_ms=10_000)
+    await run(pipeline, records(50), sink, per_fetch=10)
+    assert sink.batch_sizes[0] == 10
+    assert max(sink.batch_sizes) <= 20
+    assert sorted(sink.rows) == list(range(50))
+
+
+async def test_while_a_write_is_in_flight_the_next_batch_gathers_what_arrives() -> None:
+    """The first write waits until all 60 are fetched: the other 50 make one batch."""
+    sink = FakeSink()
+    sink.hold_first_write = asyncio.Event()
+    pipeline, _ = make(sink, batch_max_wait_ms=200)
+    await run(pipeline, records(60), sink, per_fetch=10)
+    assert sink.batch_sizes == [10, 50]
 
 
 async def test_transient_failures_are_retried_not_skipped() -> None:
