@@ -66,6 +66,23 @@ def without_partitions(batch: Batch, dropped: Collection[TopicPartition]) -> Bat
     )
 
 
+def join(first: Batch, then: Batch) -> Batch:
+    """One batch of two consecutive ones: ``then`` continues each partition where
+    ``first`` ends, so a partition of both moves from ``first``'s start to ``then``'s next."""
+    offsets = dict(first.offsets)
+    for tp, later in then.offsets.items():
+        earlier = offsets.get(tp)
+        if earlier is not None and earlier.next != later.start:
+            raise ValueError(f"{tp.topic}[{tp.partition}]: the batches are not consecutive")
+        offsets[tp] = later if earlier is None else OffsetRange(earlier.start, later.next)
+    return Batch(
+        first.actions + then.actions,
+        first.audits + then.audits,
+        first.rejects + then.rejects,
+        offsets,
+    )
+
+
 def split_into_lanes(batch: Batch, lanes: int) -> dict[int, Batch]:
     """The batch's partitions grouped by ``lane_of``: one part per lane that has any.
 

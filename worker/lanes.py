@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Iterable
 
 from worker.records import TopicPartition
 
@@ -37,7 +37,7 @@ class Lanes:
         self._pending = [0] * count
         self._unfinished: set[asyncio.Task[None]] = set()
 
-    def has_room(self, lanes: Collection[int]) -> bool:
+    def has_room(self, lanes: Iterable[int]) -> bool:
         return all(self._pending[lane] < self._depth for lane in lanes)
 
     def idle(self) -> bool:

@@ -3,7 +3,9 @@
     fetch (consumer) -> decode -> resolve tenants -> build batch -> write (sink) -> commit to Kafka
 
 Batches are written on lanes (``worker.lanes``: in order per partition, several
-transactions at once) while the next is fetched and decoded. A write is retried
+transactions at once) while the next is fetched and decoded. A batch closes when
+full, when its time is up, or as soon as no write is in flight; under load, its
+part for a lane joins that lane's queued write (up to a batch's size). A write is retried
 with backoff for as long as the database is unavailable (fetching pauses, the
 worker reports not ready); partitions another replica took are dropped, never
 written. Data only moves forward: no stage calls back into an earlier one.
@@ -18,11 +20,12 @@ import operator
 import os
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import structlog
 
-from worker.batching import build_batch, split_into_lanes, without_partitions
+from worker.batching import build_batch, join, split_into_lanes, without_partitions
 from worker.breaker import RejectBreaker
 from worker.decode import EventKind, decode_many
 from worker.errors import PartitionsFencedError, TransientError
@@ -64,6 +67,15 @@ T = TypeVar("T")
 A = TypeVar("A")
 
 
+@dataclass
+class _Queued:
+    """A write queued on a lane; until it starts, later parts for its lane may join it."""
+
+    batch: Batch
+    epochs: Epochs
+    started: bool = False
+
+
 class Pipeline:
     """Owns the loop and the per-partition positions; stages do the work.
 
@@ -96,6 +108,7 @@ class Pipeline:
         self._epochs: Epochs = {}
         self._fetched: dict[TopicPartition, int] = {}  # next offset expected from the consumer
         self._lanes = Lanes(settings.write_connections)
+        self._queued: dict[int, _Queued] = {}  # each lane's latest write
         self._source: Source | None = None
 
     # Called by the consumer during rebalances.
@@ -212,11 +225,43 @@ class Pipeline:
         return batch
 
     async def _submit(self, batch: Batch, epochs: Epochs) -> None:
-        """Queue the batch's writes on the lanes of its partitions, once they have room."""
+        """Queue the batch's writes on the lanes of its partitions, once they have room.
+
+        A part joins its lane's queued write when that has not started yet: under
+        load a transaction then holds up to a whole batch's worth of events instead of
+        one lane's share, and PostgreSQL's fixed cost per transaction (a dozen round
+        trips) is paid half as often.
+        """
         parts = split_into_lanes(batch, self._lanes.count)
-        await self._wait_until(lambda: self._lanes.has_room(parts))
+        await self._wait_until(
+            lambda: self._lanes.has_room(
+                lane for lane, part in parts.items() if not self._joinable(lane, part, epochs)
+            )
+        )
         for lane, part in parts.items():
-            self._lanes.submit(lane, functools.partial(self._write, part, epochs))
+            queued = self._queued.get(lane)
+            if queued is not None and self._joinable(lane, part, epochs):
+                queued.batch = join(queued.batch, part)
+            else:
+                queued = self._queued[lane] = _Queued(part, epochs)
+                self._lanes.submit(lane, functools.partial(self._start, lane, queued))
+
+    def _joinable(self, lane: int, part: Batch, epochs: Epochs) -> bool:
+        queued = self._queued.get(lane)
+        return (
+            queued is not None
+            and not queued.started
+            and queued.epochs == epochs
+            and len(queued.batch) < self._settings.batch_max_events
+        )
+
+    async def _start(self, lane: int, queued: _Queued) -> None:
+        queued.started = True
+        try:
+            await self._write(queued.batch, queued.epochs)
+        finally:
+            if self._queued.get(lane) is queued:  # drop it: its events may be freed now
+                del self._queued[lane]
 
     async def _wait_until(self, condition: Callable[[], bool]) -> None:
         """Wait for writes to finish until ``condition`` holds; raise a failed write's error.

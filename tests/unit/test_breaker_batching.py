@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.batching import build_batch, split_into_lanes, without_partitions
+from worker.batching import build_batch, join, split_into_lanes, without_partitions
 from worker.breaker import RejectBreaker
 from worker.errors import BreakerTrippedError
 from worker.lanes import lane_of
@@ -122,3 +122,16 @@ def test_split_into_lanes_is_disjoint_complete_and_stable() -> None:
     assert set(parts[0].offsets) | set(parts[1].offsets) == set(batch.offsets)
     assert split_into_lanes(batch, 1) == {0: batch}
     assert {lane_of(tp, 2) for tp in tps[:4]} == {0, 1}
+
+
+def test_join_runs_each_partition_from_the_first_start_to_the_last_next() -> None:
+    """Consecutive batches joined: events of both, in order; shared partitions span both."""
+    tp0, tp1 = TopicPartition("action-events", 0), TopicPartition("action-events", 1)
+    first = build_batch([action(1, 0), reject(2)], {tp0: 1})
+    then = build_batch([action(3, 0), action(7, 1)], {tp0: 3, tp1: None})
+    joined = join(first, then)
+    assert [a.record.offset for a in joined.actions] == [1, 3, 7]
+    assert [r.record.offset for r in joined.rejects] == [2]
+    assert joined.offsets == {tp0: OffsetRange(1, 4), tp1: OffsetRange(None, 8)}
+    with pytest.raises(ValueError, match="not consecutive"):
+        join(first, build_batch([action(9, 0)], {tp0: 9}))

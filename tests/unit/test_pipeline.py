@@ -68,6 +68,7 @@ class FakeSource:
         self.position = 0
         self.committed: dict[TopicPartition, int] = {}
         self.all_fetched = asyncio.Event()
+        self.ends = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         end = self.position + min(max_records, self.per_fetch)
@@ -77,12 +78,12 @@ class FakeSource:
             self.all_fetched.set()
         if not chunk:
             await asyncio.sleep(0.001)
-            if self.committed.get(TP) == len(self.records):
+            if self.committed == self.ends:
                 self.stop.set()
         return chunk
 
     def highwaters(self) -> dict[TopicPartition, int]:
-        return {TP: len(self.records)}
+        return self.ends
 
     def pause(self) -> None: ...
     def resume(self) -> None: ...
@@ -96,10 +97,15 @@ class FakeSource:
         return stored
 
 
-def records(count: int, bad: int = 0) -> list[RawRecord]:
+def records(count: int, bad: int = 0, partitions: int = 1) -> list[RawRecord]:
+    """``count`` per partition, the partitions interleaved as a fetch may return them."""
     factory = EventFactory([TENANT], seed=1)
     values = [orjson.dumps(factory.action()) for _ in range(count - bad)] + [b"{"] * bad
-    return [RawRecord(TP.topic, 0, i, None, v, 0) for i, v in enumerate(values)]
+    return [
+        RawRecord(TP.topic, p, i, None, v, 0)
+        for i, v in enumerate(values)
+        for p in range(partitions)
+    ]
 
 
 def make(sink: FakeSink, **overrides: object) -> tuple[Pipeline, Readiness]:
@@ -122,7 +128,7 @@ async def run(
     source = FakeSource(recs, sink, stop, per_fetch)
     if sink.hold_first_write is not None:
         source.all_fetched = sink.hold_first_write
-    pipeline.partitions_assigned({TP: None})
+    pipeline.partitions_assigned(dict.fromkeys(source.ends))
     await asyncio.wait_for(pipeline.run(source, stop), 10)
     return source
 
@@ -155,6 +161,18 @@ async def test_while_a_write_is_in_flight_the_next_batch_gathers_what_arrives() 
     pipeline, _ = make(sink, batch_max_wait_ms=200)
     await run(pipeline, records(60), sink, per_fetch=10)
     assert sink.batch_sizes == [10, 50]
+
+
+async def test_parts_queued_on_a_busy_lane_join_into_one_write() -> None:
+    """Two partitions on two lanes; while the first writes wait, the next two batches'
+    parts (10 per lane each) join into one write per lane of 20 (the batch limit)."""
+    sink = FakeSink()
+    sink.hold_first_write = asyncio.Event()
+    pipeline, _ = make(sink, batch_max_events=20, write_connections=2)
+    await run(pipeline, records(30, partitions=2), sink, per_fetch=10)
+    assert sorted(sink.rows) == sorted([*range(30), *range(30)])
+    assert sorted(sink.batch_sizes) == [5, 5, 5, 5, 20, 20]
+    assert pipeline.stats.batches == 6
 
 
 async def test_transient_failures_are_retried_not_skipped() -> None:
