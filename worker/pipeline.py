@@ -227,33 +227,30 @@ class Pipeline:
     async def _submit(self, batch: Batch, epochs: Epochs) -> None:
         """Queue the batch's writes on the lanes of its partitions, once they have room.
 
-        A part joins its lane's queued write when that has not started yet: under
-        load a transaction then holds up to a whole batch's worth of events instead of
-        one lane's share, and PostgreSQL's fixed cost per transaction (a dozen round
-        trips) is paid half as often.
+        A part joins its lane's queued write while that has not started and holds
+        fewer than ``batch_max_events``: under load a transaction then holds about a
+        batch instead of one lane's share, and PostgreSQL's fixed cost per
+        transaction (a dozen round trips) is paid half as often.
         """
         parts = split_into_lanes(batch, self._lanes.count)
         await self._wait_until(
             lambda: self._lanes.has_room(
-                lane for lane, part in parts.items() if not self._joinable(lane, part, epochs)
+                lane for lane in parts if self._open_write(lane, epochs) is None
             )
         )
         for lane, part in parts.items():
-            queued = self._queued.get(lane)
-            if queued is not None and self._joinable(lane, part, epochs):
+            if (queued := self._open_write(lane, epochs)) is not None:
                 queued.batch = join(queued.batch, part)
             else:
                 queued = self._queued[lane] = _Queued(part, epochs)
                 self._lanes.submit(lane, functools.partial(self._start, lane, queued))
 
-    def _joinable(self, lane: int, part: Batch, epochs: Epochs) -> bool:
+    def _open_write(self, lane: int, epochs: Epochs) -> _Queued | None:
+        """The lane's queued write, if a part of the same epochs may still join it."""
         queued = self._queued.get(lane)
-        return (
-            queued is not None
-            and not queued.started
-            and queued.epochs == epochs
-            and len(queued.batch) < self._settings.batch_max_events
-        )
+        if queued is None or queued.started or queued.epochs != epochs:
+            return None
+        return queued if len(queued.batch) < self._settings.batch_max_events else None
 
     async def _start(self, lane: int, queued: _Queued) -> None:
         queued.started = True
