@@ -8,9 +8,10 @@
 3. the audit events, of which the first stored for an id stands;
 4. the rejects, into ``ingest_rejects``.
 
-Events of ids that are new (not stored yet, and for actions once in the batch) are
-COPYed straight into their table; only the others go through a staging table and
-``INSERT ... SELECT ... ON CONFLICT``, which costs PostgreSQL about a third more.
+Events of ids not stored yet are COPYed straight into their table: the events of an
+action id repeated in the batch as the one row they merge into (see ``merged_record``).
+Only events of stored ids, and ties only PostgreSQL can break, go through a staging table
+and ``INSERT ... SELECT ... ON CONFLICT``, which costs PostgreSQL about a third more.
 
 What it raises (having written nothing):
 
@@ -40,6 +41,8 @@ from worker import sink_sql as sql
 from worker.errors import PartitionsFencedError, TransientError
 from worker.records import (
     Accepted,
+    ActionRow,
+    AuditRow,
     Batch,
     OffsetRange,
     Reject,
@@ -300,37 +303,67 @@ async def _store_new_first(
 ) -> None:
     """COPY the events of new ids straight into the tables; merge only the others.
 
-    An action id neither stored nor repeated in the batch is a plain insert; so is the
-    first audit (in Kafka order) of an id not stored, and the other audits of its id
-    are no-ops under first-wins. A refused row, or an id another writer stores
-    meanwhile, fails the COPY like the merge would: the batch is then isolated.
+    An action id not stored is a plain insert: of its one event, or of the row its
+    events in the batch merge into. The first audit (in Kafka order) of an id not
+    stored is one too; the other audits of its id are no-ops under first-wins. A
+    refused row, or an id another writer stores meanwhile, fails the COPY like the
+    merge would: the batch is then isolated.
     """
+    events_per_id = Counter(event.row.id for event in actions)
     stored = await connection.fetch(
-        sql.STORED_IDS,
-        list({event.row.id for event in actions}),
-        list({event.row.id for event in audits}),
+        sql.STORED_IDS, list(events_per_id), list({event.row.id for event in audits})
     )
     stored_actions = {row["id"] for row in stored if not row["audit"]}
     stored_audits = {row["id"] for row in stored if row["audit"]}
-    repeated = {i for i, n in Counter(e.row.id for e in actions).items() if n > 1}
-    merged = stored_actions | repeated
-    new_actions = [event for event in actions if event.row.id not in merged]
-    await _copy_rows(connection, "action_logs", sql.ACTION_COLUMNS, new_actions)
-    await _load(connection, ACTIONS, [event for event in actions if event.row.id in merged])
-    first_audits: list[Accepted] = []
+    new_rows: list[tuple[object, ...]] = []
+    to_merge: list[Accepted] = []
+    repeated: dict[UUID, list[ActionRow | AuditRow]] = {}
+    for event in actions:
+        row = event.row
+        if stored_actions and row.id in stored_actions:
+            to_merge.append(event)
+        elif events_per_id[row.id] == 1:
+            new_rows.append((*row, row.occurred_at))  # created_at = updated_at = occurred_at
+        else:
+            repeated.setdefault(row.id, []).append(row)
+    tied: set[UUID] = set()
+    for action_id, rows in repeated.items():
+        merged = merged_record(rows)
+        if merged is None:
+            tied.add(action_id)
+        else:
+            new_rows.append(merged)
+    if tied:
+        to_merge += [event for event in actions if event.row.id in tied]
+    await _copy(connection, "action_logs", sql.ACTION_COLUMNS, new_rows)
+    await _load(connection, ACTIONS, to_merge)
+    first_audits: list[tuple[object, ...]] = []
     for event in audits:  # in Kafka order: the first of an id stands
         if event.row.id not in stored_audits:
             stored_audits.add(event.row.id)
-            first_audits.append(event)
-    await _copy_rows(connection, "audit_logs", sql.AUDIT_COLUMNS, first_audits)
+            first_audits.append((*event.row, event.row.occurred_at))
+    await _copy(connection, "audit_logs", sql.AUDIT_COLUMNS, first_audits)
 
 
-async def _copy_rows(
-    connection: Connection, table: str, columns: Sequence[str], events: Sequence[Accepted]
+def merged_record(rows: Sequence[ActionRow | AuditRow]) -> tuple[object, ...] | None:
+    """The ``action_logs`` record that events of one new id make, by the lifecycle rules.
+
+    The fields of the latest event, created_at the earliest occurred_at. None when
+    events that differ share the latest instant: PostgreSQL's merge breaks that tie
+    by content (a hash of the typed values), which Python cannot reproduce exactly.
+    """
+    latest = max(row.occurred_at for row in rows)
+    winners = [row for row in rows if row.occurred_at == latest]
+    if any(row[1:-1] != winners[0][1:-1] for row in winners[1:]):
+        return None
+    earliest = min(row.occurred_at for row in rows)
+    return (*winners[0][:-1], earliest, latest)
+
+
+async def _copy(
+    connection: Connection, table: str, columns: Sequence[str], records: list[tuple[object, ...]]
 ) -> None:
-    """created_at and updated_at are the event's occurred_at, the row's last field."""
-    if events:
-        records = [(*event.row, event.row[-1]) for event in events]
+    if records:
         await connection.copy_records_to_table(table, records=records, columns=columns)
 
 

@@ -156,6 +156,26 @@ async def test_any_order_across_batches_gives_the_same_row(
     assert (rows[0]["created_at"], rows[0]["updated_at"]) == (T0, T0 + timedelta(seconds=5))
 
 
+async def test_lifecycle_in_one_batch_gives_the_row_of_separate_batches(
+    sink: PostgresSink, pool: asyncpg.Pool, tenant: uuid.UUID
+) -> None:
+    """Every order of a lifecycle (with a duplicate) in one batch stores the row that
+    one event per batch stores: the in-batch merge and PostgreSQL's agree."""
+    lifecycle = [("pending", 0), ("retry", 2), ("success", 5), ("success", 5)]
+    separate = uuid.uuid4()
+    for status, at in lifecycle:
+        await sink.write(batch(action(separate, tenant, at=at, status=status)))
+    expected = await action_row(pool, separate)
+    for order in set(itertools.permutations(lifecycle)):
+        action_id = uuid.uuid4()
+        events = [action(action_id, tenant, at=at, status=status) for status, at in order]
+        result = await sink.write(batch(*events))
+        assert result.actions == 4
+        assert await action_row(pool, action_id) == expected
+    assert expected["status"] == "success"
+    assert (expected["created_at"], expected["updated_at"]) == (T0, T0 + timedelta(seconds=5))
+
+
 async def test_exact_duplicate_changes_nothing(
     sink: PostgresSink, pool: asyncpg.Pool, tenant: uuid.UUID
 ) -> None:

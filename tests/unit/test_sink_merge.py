@@ -1,0 +1,45 @@
+"""The in-batch merge of an action id's events (``merged_record``): pure logic, no database."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+from worker.records import ActionRow
+from worker.sink import merged_record
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+ACTION_ID, TENANT = uuid.uuid4(), uuid.uuid4()
+
+
+def row(at: datetime, status: str = "pending", payload: str = '{"a": 1}') -> ActionRow:
+    return ActionRow(ACTION_ID, TENANT, "crm_create", "hubspot", payload, None, status, None,
+                     5, None, at)  # fmt: skip
+
+
+def test_latest_fields_and_earliest_created_at_in_any_order() -> None:
+    events = [row(T0, "pending"), row(T0 + timedelta(seconds=3), "success"),
+              row(T0 + timedelta(seconds=1), "retry")]  # fmt: skip
+    records = {merged_record(list(order)) for order in itertools.permutations(events)}
+    assert records == {(*events[1][:-1], T0, T0 + timedelta(seconds=3))}
+
+
+def test_exact_duplicates_make_one_record() -> None:
+    event = row(T0 + timedelta(seconds=2), "success")
+    assert merged_record([event, event]) == (*event[:-1], event.occurred_at, event.occurred_at)
+
+
+def test_the_same_instant_in_another_offset_is_a_duplicate() -> None:
+    utc = row(T0, "success")
+    paris = row(T0.astimezone(timezone(timedelta(hours=1))), "success")
+    record = merged_record([utc, paris])
+    assert record is not None
+    assert record[-1] == record[-2] == T0
+
+
+def test_different_events_at_the_latest_instant_are_left_to_postgresql() -> None:
+    at = T0 + timedelta(seconds=4)
+    tied = [row(T0), row(at, "success", '{"x": 1}'), row(at, "failure", '{"x": 2}')]
+    assert merged_record(tied) is None
+    assert merged_record([row(at, "success", '{"x": 1}'), row(at, "success", '{"x": 1} ')]) is None
