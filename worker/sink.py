@@ -61,6 +61,7 @@ _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "25006"})
 # Data exceptions (22) and integrity constraint violations (23): the row's own fault.
 _ROW_CLASSES = frozenset({"22", "23"})
 _FOREIGN_KEY_VIOLATION = "23503"
+REJECTS_MAX_BYTES = 64 * 1024 * 1024  # of raw values per reject statement
 
 
 def classify(exc: BaseException) -> Kind:
@@ -244,12 +245,9 @@ class PostgresSink:
             raise PartitionsFencedError(frozenset(fenced))
 
     async def _store_rejects(self, connection: Connection, rejects: Sequence[Reject]) -> None:
-        if not rejects:
-            return
-        await connection.copy_records_to_table(
-            sql.STAGE_REJECTS, records=[self._reject_record(reject) for reject in rejects]
-        )
-        await connection.execute(sql.INSERT_REJECTS)
+        for part in parts_within(REJECTS_MAX_BYTES, rejects, self._raw_max):
+            records = [self._reject_record(reject) for reject in part]
+            await connection.execute(sql.INSERT_REJECTS, *map(list, zip(*records, strict=True)))
 
     def _reject_record(self, reject: Reject) -> tuple[object, ...]:
         record, value = reject.record, reject.record.value
@@ -271,6 +269,25 @@ class PostgresSink:
         work.actions = [e for e in work.actions if e.row.tenant_id in existing]
         work.audits = [e for e in work.audits if e.row.tenant_id in existing]
         return bool(missing)
+
+
+def parts_within(max_bytes: int, rejects: Sequence[Reject], raw_max: int) -> Iterator[list[Reject]]:
+    """The rejects in parts whose stored raw values stay within ``max_bytes`` (one at least).
+
+    A statement's parameters travel in one message, which PostgreSQL caps at 1 GB;
+    a batch of large rejected messages could exceed that, one part of it cannot.
+    """
+    part: list[Reject] = []
+    size = 0
+    for reject in rejects:
+        length = min(len(reject.record.value or b""), raw_max)
+        if part and size + length > max_bytes:
+            yield part
+            part, size = [], 0
+        part.append(reject)
+        size += length
+    if part:
+        yield part
 
 
 def _columns(

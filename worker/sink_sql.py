@@ -21,10 +21,6 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage_audits (
     changes text, ip_address text, user_agent text, metadata text, occurred_at timestamptz,
     topic text, partition integer, "offset" bigint
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS ingest_stage_rejects (
-    topic text, partition integer, "offset" bigint, key bytea, raw bytea, raw_size integer,
-    reason text, detail text
-) ON COMMIT DELETE ROWS;
 """
 # Events whose id is new (not stored, once in the batch) are COPYed straight into the
 # tables, in these columns (created_at = updated_at = occurred_at): it costs PostgreSQL
@@ -45,7 +41,6 @@ SELECT true AS audit, id FROM audit_logs WHERE id = ANY($2::uuid[])
 
 STAGE_ACTIONS = "ingest_stage_actions"
 STAGE_AUDITS = "ingest_stage_audits"
-STAGE_REJECTS = "ingest_stage_rejects"
 
 # The fields an action event sets; the row holds those of its latest event.
 _ACTION_FIELDS = (
@@ -123,9 +118,12 @@ INSERT_FIRST_AUDITS = _INSERT_AUDITS.format(
     distinct="DISTINCT ON (id)", order='ORDER BY id, topic, partition, "offset"'
 )
 
-INSERT_REJECTS = f"""
+# Rejects are few (a percent or so of a batch): one statement of parallel arrays is a
+# round trip, where COPY into a staging table and INSERT from it took three.
+INSERT_REJECTS = """
 INSERT INTO ingest_rejects (topic, partition, "offset", key, raw, raw_size, reason, detail)
-SELECT topic, partition, "offset", key, raw, raw_size, reason, detail FROM {STAGE_REJECTS}
+SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::bytea[], $5::bytea[],
+    $6::integer[], $7::text[], $8::text[])
 ON CONFLICT (topic, partition, "offset") DO NOTHING
 """
 

@@ -1,4 +1,4 @@
-"""The in-batch merge of an action id's events (``merged_record``): pure logic, no database."""
+"""The sink's pure logic: the in-batch merge of an action id's events, rejects in parts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import itertools
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from worker.records import ActionRow
-from worker.sink import merged_record
+from worker.records import ActionRow, RawRecord, Reject, RejectReason
+from worker.sink import merged_record, parts_within
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ACTION_ID, TENANT = uuid.uuid4(), uuid.uuid4()
@@ -43,3 +43,14 @@ def test_different_events_at_the_latest_instant_are_left_to_postgresql() -> None
     tied = [row(T0), row(at, "success", '{"x": 1}'), row(at, "failure", '{"x": 2}')]
     assert merged_record(tied) is None
     assert merged_record([row(at, "success", '{"x": 1}'), row(at, "success", '{"x": 1} ')]) is None
+
+
+def test_rejects_are_stored_in_parts_of_bounded_size() -> None:
+    def reject(size: int) -> Reject:
+        record = RawRecord("t", 0, size, None, b"x" * size, 0)
+        return Reject(record, RejectReason.TOO_LARGE, "too large")
+
+    rejects = [reject(n) for n in (40, 40, 30, 100, 5, 0)]
+    parts = list(parts_within(80, rejects, raw_max=60))
+    assert [[r.record.offset for r in part] for part in parts] == [[40, 40], [30], [100, 5, 0]]
+    assert list(parts_within(80, [], raw_max=60)) == []
