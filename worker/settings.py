@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     reject_raw_max_bytes: int = Field(default=1024 * 1024, ge=0)
     batch_max_events: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=200, ge=1)
-    write_connections: int = Field(default=2, ge=1, le=16)
+    write_connections: int = Field(default=3, ge=1, le=16)
     reject_breaker_ratio: float = Field(default=0.9, gt=0, le=1)
     reject_breaker_min: int = Field(default=1000, ge=1)
     shutdown_grace_s: float = Field(default=20.0, gt=0)
