@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from worker.bench_contenders import CEILING_CONNECTIONS, ceiling, pipe
+from worker.bench_contenders import CEILING_CONNECTIONS, ceiling, pipe, settle
 from worker.bench_data import Prefilled, prefill
 from worker.bench_latency import Latency, measure_latency, templates
 from worker.bench_report import Steps, render
@@ -62,6 +62,7 @@ async def _measure(admin: Settings, options: Options, steps: Steps) -> dict[str,
             ceilings = await ceiling(settings, filled, adv)
         with steps.step("pipe: getmany -> COPY jsonb", filled.events) as advance:
             pipe_s = await pipe(settings, filled, advance)
+        await settle(settings)
         async with worker_process(settings) as worker:
             drained, latency = await _worker_phases(
                 settings, worker, filled, factory, steps, options.latency_s

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ async def ceiling(settings: Settings, filled: Prefilled, advance: Advance) -> di
     rates: dict[int, float] = {}
     for count in CEILING_CONNECTIONS:
         await _truncate(settings)
+        await settle(settings)
         seconds = await _copy_parallel(settings.asyncpg_dsn, actions, audits, count)
         rates[count] = (len(actions) + len(audits)) / seconds
         advance(1)
@@ -67,6 +69,18 @@ async def _copy_share(
     await connection.copy_records_to_table("audit_logs", records=audits, columns=AUDIT_COLUMNS)
 
 
+async def settle(settings: Settings) -> None:
+    """Start a timed phase with nothing of the last one pending: a checkpoint writes out its
+    dirty pages now rather than during the next contender's run (needs pg_checkpoint or
+    superuser: without it, on ``--external``, phases run as they come)."""
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await connection.execute("CHECKPOINT")
+    finally:
+        await connection.close()
+
+
 async def _truncate(settings: Settings) -> None:
     connection = await asyncpg.connect(settings.asyncpg_dsn)
     try:
@@ -87,6 +101,7 @@ async def pipe(settings: Settings, filled: Prefilled, advance: Advance) -> float
     )
     try:
         await connection.execute(f"CREATE TABLE {PIPE_TABLE} (doc jsonb)")
+        await settle(settings)
         await consumer.start()
         partitions = [KafkaTopicPartition(*position) for position in filled.ends]
         consumer.assign(partitions)
@@ -96,6 +111,8 @@ async def pipe(settings: Settings, filled: Prefilled, advance: Advance) -> float
         return time.perf_counter() - started
     finally:
         await consumer.stop()
+        # Gone before the worker's turn, so that autovacuum does not work on it meanwhile.
+        await connection.execute(f"DROP TABLE IF EXISTS {PIPE_TABLE}")
         await connection.close()
 
 
