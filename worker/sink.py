@@ -28,7 +28,7 @@ the rest is written. The write holds one pool connection for the length of its t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -320,10 +320,7 @@ async def _store_new_first(
 ) -> None:
     """COPY the events of new ids straight into the tables; merge only the others.
 
-    An action id not stored is a plain insert: of its one event, or of the row its
-    events in the batch merge into. The first audit (in Kafka order) of an id not
-    stored is one too; the other audits of its id are no-ops under first-wins. A
-    refused row, or an id another writer stores meanwhile, fails the COPY like the
+    A refused row, or an id another writer stores meanwhile, fails the COPY like the
     merge would: the batch is then isolated.
     """
     events_per_id = Counter(event.row.id for event in actions)
@@ -331,13 +328,28 @@ async def _store_new_first(
         sql.STORED_IDS, list(events_per_id), list({event.row.id for event in audits})
     )
     stored_actions = {row["id"] for row in stored if not row["audit"]}
+    new_rows, to_merge = plan_actions(actions, events_per_id, stored_actions)
+    await _copy(connection, "action_logs", sql.ACTION_COLUMNS, new_rows)
+    await _load(connection, ACTIONS, to_merge)
     stored_audits = {row["id"] for row in stored if row["audit"]}
+    await _copy(connection, "audit_logs", sql.AUDIT_COLUMNS, first_audits(audits, stored_audits))
+
+
+def plan_actions(
+    actions: Sequence[Accepted], events_per_id: Mapping[UUID, int], stored: set[UUID]
+) -> tuple[list[tuple[object, ...]], list[Accepted]]:
+    """The ``action_logs`` records to COPY, and the events left to PostgreSQL's merge.
+
+    An id not stored is a plain insert: of its one event, or of the record its events
+    in the batch merge into (``merged_record``). Stored ids, and ties only PostgreSQL
+    can break, are merged.
+    """
     new_rows: list[tuple[object, ...]] = []
     to_merge: list[Accepted] = []
     repeated: dict[UUID, list[ActionRow | AuditRow]] = {}
     for event in actions:
         row = event.row
-        if stored_actions and row.id in stored_actions:
+        if stored and row.id in stored:
             to_merge.append(event)
         elif events_per_id[row.id] == 1:
             new_rows.append((*row, row.occurred_at))  # created_at = updated_at = occurred_at
@@ -352,14 +364,19 @@ async def _store_new_first(
             new_rows.append(merged)
     if tied:
         to_merge += [event for event in actions if event.row.id in tied]
-    await _copy(connection, "action_logs", sql.ACTION_COLUMNS, new_rows)
-    await _load(connection, ACTIONS, to_merge)
-    first_audits: list[tuple[object, ...]] = []
-    for event in audits:  # in Kafka order: the first of an id stands
-        if event.row.id not in stored_audits:
-            stored_audits.add(event.row.id)
-            first_audits.append((*event.row, event.row.occurred_at))
-    await _copy(connection, "audit_logs", sql.AUDIT_COLUMNS, first_audits)
+    return new_rows, to_merge
+
+
+def first_audits(audits: Sequence[Accepted], stored: set[UUID]) -> list[tuple[object, ...]]:
+    """The ``audit_logs`` records to COPY: the first event (in Kafka order) of each id not
+    stored; later ones of its id are no-ops under first-wins."""
+    seen = set(stored)
+    records: list[tuple[object, ...]] = []
+    for event in audits:
+        if event.row.id not in seen:
+            seen.add(event.row.id)
+            records.append((*event.row, event.row.occurred_at))
+    return records
 
 
 def merged_record(rows: Sequence[ActionRow | AuditRow]) -> tuple[object, ...] | None:

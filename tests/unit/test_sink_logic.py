@@ -1,20 +1,24 @@
-"""The sink's pure logic: the in-batch merge of an action id's events, rejects in parts."""
+"""The sink's pure logic: what is COPYed and what is merged, rejects in parts."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
+from uuid import UUID
 
-from worker.records import ActionRow, RawRecord, Reject, RejectReason
-from worker.sink import merged_record, parts_within
+from worker.records import Accepted, ActionRow, RawRecord, Reject, RejectReason
+from worker.sink import merged_record, parts_within, plan_actions
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ACTION_ID, TENANT = uuid.uuid4(), uuid.uuid4()
 
 
-def row(at: datetime, status: str = "pending", payload: str = '{"a": 1}') -> ActionRow:
-    return ActionRow(ACTION_ID, TENANT, "crm_create", "hubspot", payload, None, status, None,
+def row(
+    at: datetime, status: str = "pending", payload: str = '{"a": 1}', action_id: UUID = ACTION_ID
+) -> ActionRow:
+    return ActionRow(action_id, TENANT, "crm_create", "hubspot", payload, None, status, None,
                      5, None, at)  # fmt: skip
 
 
@@ -54,3 +58,16 @@ def test_rejects_are_stored_in_parts_of_bounded_size() -> None:
     parts = list(parts_within(80, rejects, raw_max=60))
     assert [[r.record.offset for r in part] for part in parts] == [[40, 40], [30], [100, 5, 0]]
     assert list(parts_within(80, [], raw_max=60)) == []
+
+
+def test_only_stored_ids_and_ties_are_left_to_the_merge() -> None:
+    stored, single, lifecycle, tied = (uuid.uuid4() for _ in range(4))
+    at = T0 + timedelta(seconds=1)
+    rows = [row(T0, action_id=stored), row(T0, action_id=single),
+            row(T0, action_id=lifecycle), row(at, "success", action_id=lifecycle),
+            row(at, "success", '{"x": 1}', tied), row(at, "failure", '{"x": 2}', tied)]  # fmt: skip
+    events = [Accepted(r, RawRecord("t", 0, i, None, b"{}", 0)) for i, r in enumerate(rows)]
+    new_rows, to_merge = plan_actions(events, Counter(r.id for r in rows), {stored})
+    assert sorted(r[0] for r in new_rows) == sorted([single, lifecycle])
+    assert (*rows[3][:-1], T0, at) in new_rows
+    assert [event.row for event in to_merge] == [rows[0], rows[4], rows[5]]
