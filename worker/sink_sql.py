@@ -22,9 +22,9 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage_audits (
     topic text, partition integer, "offset" bigint
 ) ON COMMIT DELETE ROWS;
 """
-# Events whose id is new (not stored, once in the batch) are COPYed straight into the
-# tables, in these columns (created_at = updated_at = occurred_at): it costs PostgreSQL
-# about a quarter less than staging them and merging with INSERT ... ON CONFLICT.
+# Rows of ids not stored yet are COPYed straight into the tables, in these columns (for
+# one event, created_at = updated_at = occurred_at; see worker.sink.plan_actions): it costs
+# PostgreSQL about a quarter less than staging them and merging with INSERT ... ON CONFLICT.
 ACTION_COLUMNS = (
     "id", "tenant_id", "action_type", "provider_name", "request_payload", "response_data",
     "status", "error_message", "execution_time_ms", "metadata", "created_at", "updated_at",
