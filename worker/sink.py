@@ -27,6 +27,7 @@ the rest is written. The write holds one pool connection for the length of its t
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from worker import sink_sql as sql
 from worker.errors import PartitionsFencedError, TransientError
+from worker.pg_codecs import use_fast_codecs
 from worker.records import (
     Accepted,
     ActionRow,
@@ -62,6 +64,7 @@ _TRANSIENT_STATES = frozenset({"40001", "40P01", "55P03", "25006"})
 _ROW_CLASSES = frozenset({"22", "23"})
 _FOREIGN_KEY_VIOLATION = "23503"
 REJECTS_MAX_BYTES = 64 * 1024 * 1024  # of raw values per reject statement
+_RECORD = operator.attrgetter("record")
 
 
 def classify(exc: BaseException) -> Kind:
@@ -157,8 +160,10 @@ class _Work:
 
 
 async def prepare_connection(connection: asyncpg.Connection) -> None:
-    """Pool ``init``: the staging tables, once per connection (emptied at each commit)."""
+    """Pool ``init``: the staging tables, once per connection (emptied at each commit),
+    and the faster codecs of ``worker.pg_codecs``."""
     await connection.execute(sql.CREATE_STAGING)
+    await use_fast_codecs(connection)
 
 
 async def keep_session(_connection: asyncpg.Connection) -> None:
@@ -183,9 +188,8 @@ class PostgresSink:
     async def write(self, batch: Batch) -> WriteResult:
         """Store the whole batch in one transaction; see the module docstring for the errors."""
         # Audits in Kafka order, so that halves split off to isolate a row keep first-wins.
-        audits = sorted(
-            batch.audits, key=lambda e: (e.record.topic, e.record.partition, e.record.offset)
-        )
+        # A RawRecord sorts by topic, partition, offset: an offset is unique in its partition.
+        audits = sorted(batch.audits, key=_RECORD)
         work = _Work(list(batch.actions), audits, list(batch.rejects), batch.offsets)
         with transient_as_error("writing a batch"):
             while True:

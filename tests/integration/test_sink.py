@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -227,6 +227,37 @@ async def test_audit_first_stored_wins(
     rows = await pool.fetch("SELECT id, action, created_at, updated_at FROM audit_logs")
     assert {row["id"]: row["action"] for row in rows} == {stored: "create", in_batch: "earlier"}
     assert {(row["created_at"], row["updated_at"]) for row in rows} == {(T0, T0)}
+
+
+async def test_timestamps_are_stored_to_the_microsecond_at_any_offset(
+    sink: PostgresSink, pool: asyncpg.Pool, tenant: uuid.UUID, settings: Settings
+) -> None:
+    """The connections' own timestamptz codec stores the instant sent, on every path."""
+    at = datetime(2026, 3, 1, 23, 30, 0, 654321, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+
+    def occurring_at(event: Accepted) -> Accepted:
+        return Accepted(event.row._replace(occurred_at=at), event.record)
+
+    new, merged, audited = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await sink.write(batch(action(merged, tenant)))  # stored first: the next one merges
+    await sink.write(batch(
+        occurring_at(action(new, tenant)),
+        occurring_at(action(merged, tenant, status="success")),
+        occurring_at(audit(audited, tenant)),
+    ))  # fmt: skip
+    # Read as text in UTC on a connection of asyncpg's defaults: no codec of ours involved.
+    connection = await asyncpg.connect(settings.database_url, server_settings={"TimeZone": "UTC"})
+    try:
+        stored = await connection.fetch(
+            "SELECT id, updated_at::text FROM action_logs UNION ALL "
+            "SELECT id, updated_at::text FROM audit_logs"
+        )
+    finally:
+        await connection.close()
+    expected = "2026-03-02 05:00:00.654321+00"
+    assert {row["id"]: row["updated_at"] for row in stored} == dict.fromkeys(
+        (new, merged, audited), expected
+    )
 
 
 async def test_rejects_are_truncated_and_idempotent(sink: PostgresSink, pool: asyncpg.Pool) -> None:
