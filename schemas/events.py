@@ -182,12 +182,13 @@ def check_timestamp(value: object) -> datetime:
     # Aware datetimes pass so that a Python producer can build events directly;
     # on the wire only strings exist, and unix numbers are refused.
     if isinstance(value, str):
-        value = _parse_rfc3339(value)
+        value = _parse_rfc3339(value)  # aware: the pattern requires an offset
     elif not isinstance(value, datetime):
         raise _timestamp_error()
-    if value.utcoffset() is None:
+    elif value.utcoffset() is None:
         raise PydanticCustomError("timezone_aware", "Input should have timezone info")
-    if not _EARLIEST <= value <= _LATEST:
+    # Years 2 to 9998 are in range at any offset: the comparisons run only at the edges.
+    if not 1 < value.year < 9999 and not _EARLIEST <= value <= _LATEST:
         raise PydanticCustomError(
             "timestamp_range", "Timestamp should be between 0001-01-02 and 9999-12-30 UTC"
         )
