@@ -113,16 +113,19 @@ class TenantCache:
 
 def apply_tenants(decoded: list[Decoded], statuses: dict[UUID, TenantStatus]) -> list[Decoded]:
     """Turn events of unknown or inactive tenants into rejects; keep the rest as they are."""
-    result: list[Decoded] = []
-    for item in decoded:
-        if isinstance(item, Accepted):
-            status = statuses.get(item.row.tenant_id, TenantStatus.UNKNOWN)
-            if status is TenantStatus.UNKNOWN:
-                item = Reject(item.record, RejectReason.UNKNOWN_TENANT, "tenant_id: no such tenant")
-            elif status is TenantStatus.INACTIVE:
-                item = Reject(item.record, RejectReason.INACTIVE_TENANT, "tenant_id: inactive")
-        result.append(item)
-    return result
+    active = TenantStatus.ACTIVE
+    return [
+        item
+        if type(item) is not Accepted or statuses.get(item.row.tenant_id) is active
+        else _refused(item, statuses.get(item.row.tenant_id, TenantStatus.UNKNOWN))
+        for item in decoded
+    ]
+
+
+def _refused(item: Accepted, status: TenantStatus) -> Reject:
+    if status is TenantStatus.INACTIVE:
+        return Reject(item.record, RejectReason.INACTIVE_TENANT, "tenant_id: inactive")
+    return Reject(item.record, RejectReason.UNKNOWN_TENANT, "tenant_id: no such tenant")
 
 
 def tenant_ids(decoded: Iterable[Decoded]) -> set[UUID]:
