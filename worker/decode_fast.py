@@ -19,7 +19,7 @@ which PostgreSQL cannot store.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 from uuid import UUID
 
 import msgspec
@@ -45,6 +45,10 @@ Str100 = Annotated[str, msgspec.Meta(max_length=100)]
 Str255 = Annotated[str, msgspec.Meta(max_length=255)]
 Int4 = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT4)]
 IpText = Annotated[str, msgspec.Meta(max_length=45)]
+# The enums' values as literals: msgspec checks membership in C and gives the text itself
+# (an enum member's ``.value`` is a Python-level property, 0.1 us each).
+ActionTypeText = Literal[tuple(member.value for member in ActionType)]  # type: ignore[valid-type]
+ActionStatusText = Literal[tuple(member.value for member in ActionStatus)]  # type: ignore[valid-type]
 _EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
 _ABSENT: Final = msgspec.Raw(b"null")
 
@@ -55,9 +59,9 @@ class _Action(msgspec.Struct, gc=False):
     id: UUID
     tenant_id: UUID
     occurred_at: str
-    action_type: ActionType
+    action_type: ActionTypeText  # type: ignore[valid-type]  # built from the enum
     provider_name: Str100
-    status: ActionStatus
+    status: ActionStatusText  # type: ignore[valid-type]
     execution_time_ms: Int4
     schema_version: int = 1
     request_payload: msgspec.Raw = _EMPTY_OBJECT
@@ -117,11 +121,11 @@ def action_row(raw: bytes) -> ActionRow | None:
         return _new_row(ActionRow, (
             event.id,
             event.tenant_id,
-            event.action_type.value,
+            event.action_type,
             event.provider_name,
             _object_text(event.request_payload),
             _optional_object_text(event.response_data),
-            event.status.value,
+            event.status,
             event.error_message,
             event.execution_time_ms,
             _optional_object_text(event.metadata),
