@@ -3,12 +3,15 @@
 Contract: offsets are never committed automatically. On assignment each
 partition is positioned at the next_offset stored in PostgreSQL (the source of
 truth), or at the beginning when none is stored. ``commit`` afterwards only
-tells Kafka what PostgreSQL already holds, so that lag tools see progress; its
-failure is logged and ignored. ``fetch`` does not block longer than asked.
+notes what PostgreSQL already holds; a background task tells Kafka, so that lag
+tools see progress. A write never waits for Kafka: a broker that is slow or
+gone must not hold events back from PostgreSQL (a commit can hang for as long as
+the coordinator is unreachable). ``fetch`` does not block longer than asked.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
@@ -23,6 +26,8 @@ from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 _new = tuple.__new__
+COMMIT_TIMEOUT_S = 5.0  # one commit to Kafka; a normal one takes milliseconds
+COMMIT_RETRY_S = 1.0  # pause before telling Kafka again after a failed commit
 
 LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
@@ -64,13 +69,16 @@ class KafkaSource:
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             **client_options(settings),
         )
+        self._unmirrored: dict[TopicPartition, int] = {}  # noted, not yet told to Kafka
+        self._mirroring: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
 
     async def stop(self) -> None:
-        """Leave the group (revoking what is assigned) and close connections."""
+        """Tell Kafka the last offsets, leave the group (revoking what is assigned), close."""
+        await self.flush_commits()
         await self._consumer.stop()
 
     def assignment(self) -> set[TopicPartition]:
@@ -101,8 +109,29 @@ class KafkaSource:
     def resume(self) -> None:
         self._consumer.resume(*self._consumer.assignment())
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Mirror PostgreSQL's offsets to Kafka for lag tools; never fatal."""
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Note PostgreSQL's new offsets; the background mirror tells Kafka (for lag tools)."""
+        self._unmirrored.update(offsets)
+        if self._mirroring is None or self._mirroring.done():
+            self._mirroring = asyncio.create_task(self._mirror())
+
+    async def flush_commits(self, within_s: float = COMMIT_TIMEOUT_S) -> None:
+        """Give the mirror ``within_s`` to tell Kafka what is noted, then stop it."""
+        if self._mirroring is not None:
+            await asyncio.wait({self._mirroring}, timeout=within_s)
+            self._mirroring.cancel()
+
+    async def _mirror(self) -> None:
+        """Commit the latest noted offsets until none are left; never raises."""
+        while self._unmirrored:
+            offsets, self._unmirrored = self._unmirrored, {}
+            if not await self._commit(offsets):
+                # Offsets noted meanwhile are newer: they win over the ones that failed.
+                self._unmirrored = offsets | self._unmirrored
+                await asyncio.sleep(COMMIT_RETRY_S)
+
+    async def _commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """One commit of the offsets of partitions still owned; False when it failed."""
         owned = self._consumer.assignment()
         to_commit = {
             KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "")
@@ -110,11 +139,13 @@ class KafkaSource:
             if KafkaTopicPartition(*tp) in owned
         }
         if not to_commit:
-            return
+            return True
         try:
-            await self._consumer.commit(to_commit)
-        except KafkaError as exc:
+            await asyncio.wait_for(self._consumer.commit(to_commit), COMMIT_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
             log.info("kafka_commit_skipped", error=type(exc).__name__)
+            return False
+        return True
 
     async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
         """Position the partitions at PostgreSQL's offsets again (after being fenced).
@@ -150,6 +181,7 @@ class KafkaSource:
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions_revoked", partitions=_names(revoked))
         await self._on_revoked(revoked)
+        await self.flush_commits()  # while the group still counts us as their owner
 
 
 def _names(partitions: Collection[TopicPartition]) -> list[str]:

@@ -1,6 +1,8 @@
 """The one place that wires the stages into the main loop.
 
-    fetch (consumer) -> decode -> resolve tenants -> build batch -> write (sink) -> commit to Kafka
+    fetch (consumer) -> decode -> resolve tenants -> build batch -> write (sink) -> note offsets
+
+(the consumer tells Kafka the noted offsets in the background, for lag tools only).
 
 Batches are written on lanes (``worker.lanes``: in order per partition, several
 transactions at once) while the next is fetched and decoded. A batch closes when
@@ -52,7 +54,7 @@ class Source(Protocol):
     def highwaters(self) -> dict[TopicPartition, int]: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
     async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]: ...
 
 
@@ -308,7 +310,7 @@ class Pipeline:
             os._exit(FAULT_EXIT_CODE)
         if self._source is not None:
             positions = {tp: r.next for tp, r in batch.offsets.items()}
-            await self._source.commit(positions)
+            self._source.commit(positions)
             self.stats.lag(self._source.highwaters(), positions)
 
     async def _refence(self, fenced: set[TopicPartition]) -> None:

@@ -18,6 +18,7 @@ import asyncpg
 
 from tests.checker import Sent
 from tests.helpers import BIN_DIR, REPO_ROOT
+from tests.integration.test_health import fetch
 from tests.streams import log_ends, stored_offsets, wait_until
 from worker.settings import Settings
 
@@ -163,6 +164,15 @@ async def wait_drained(
         return await done()
 
     await wait_until(condition, timeout_s, "the worker to drain the topics", every_s=0.2)
+
+
+async def metric(port: int, name: str) -> float:
+    """One sample of a worker's /metrics on ``port``; 0 while it does not answer."""
+    _, body = await fetch(port, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return 0.0
 
 
 async def sql(url: str, statement: str, *args: object) -> object:

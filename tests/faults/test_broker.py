@@ -6,6 +6,7 @@ import asyncio
 import random
 import time
 
+import asyncpg
 import pytest
 
 from tests.checker import Sent, check_exactly_once
@@ -13,13 +14,15 @@ from tests.faults.conftest import new_tenants, prepare_stream
 from tests.faults.harness import (
     WorkerProcess,
     Workers,
+    metric,
     wait_drained,
     wait_progress_beyond,
 )
 from tests.faults.proxy import FaultProxy
+from tests.faults.test_crashes import kafka_committed
 from tests.faults.test_database import finish, hold_for
-from tests.streams import produce, worker_env
-from worker.embedded import EmbeddedKafka
+from tests.streams import produce, stored_offsets, wait_until, worker_env
+from worker.embedded import EmbeddedKafka, free_port
 from worker.eventgen import EventFactory
 from worker.settings import Settings
 
@@ -47,6 +50,46 @@ async def test_broker_path_reset_then_refused_for_ten_seconds(
     assert proxy.accepted > accepted  # the worker kept trying while it was reset
     sent += await produce(stream, factory.mixed(5000, 0.02, stream.max_event_bytes))
     await finish(stream, sent, worker, 90)
+
+
+@pytest.mark.timeout(150)
+async def test_events_in_hand_are_written_while_the_broker_is_silent(
+    settings: Settings, proxied_broker: tuple[EmbeddedKafka, FaultProxy], workers: Workers
+) -> None:
+    """Events fetched before the broker went silent reach PostgreSQL without waiting for it.
+
+    Telling Kafka the offsets (for lag tools) can hang while the broker is silent; no
+    write may wait for that. Small batches make every lane hold two writes, so the
+    second ones must not wait for the first ones' Kafka commits.
+    """
+    _, proxy = proxied_broker
+    base = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{proxy.port}"})
+    stream = await prepare_stream(base)
+    factory = EventFactory(await new_tenants(stream, 3), seed=602)
+    sent = await produce(stream, factory.mixed(300, 0.02, stream.max_event_bytes))
+    port = free_port()
+    holder = await asyncpg.connect(stream.database_url)
+    try:
+        async with holder.transaction():  # the writes wait on the lock until all is in hand
+            await holder.execute("LOCK TABLE action_logs, audit_logs IN ACCESS EXCLUSIVE MODE")
+            worker = await workers.start(
+                worker_env(stream, BATCH_MAX_EVENTS="100", HTTP_PORT=str(port))
+            )
+
+            async def all_in_hand() -> bool:
+                return await metric(port, "log_ingest_events_consumed_total") == len(sent)
+
+            await wait_until(all_in_hand, 60, "the worker to fetch every event")
+            await proxy.set_mode("blackhole")
+    finally:
+        await holder.close()
+    try:
+        await wait_drained(stream, sent, 15, worker)  # well within Kafka's 40 s request timeout
+    finally:
+        await proxy.set_mode("pass")
+    await finish(stream, sent, worker, 60)
+    stored = await stored_offsets(stream.database_url, stream.kafka_group_id)
+    assert await kafka_committed(stream) == stored  # told to Kafka once it answered
 
 
 async def produce_paced(stream: Settings, factory: EventFactory, until: float) -> list[Sent]:

@@ -88,7 +88,7 @@ class FakeSource:
     def pause(self) -> None: ...
     def resume(self) -> None: ...
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self.committed.update(offsets)
 
     async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
