@@ -143,72 +143,84 @@ class Pipeline:
         self._source = source
         while not stop.is_set():
             chunks = await self._collect(source, stop)
-            records = self._current(chunks)
             epochs = dict(self._epochs)
-            self.stats.consumed(len(records))
-            if records:
-                batch = await self._prepare(records, epochs)
+            decoded = self._current(chunks, epochs)
+            if decoded:
+                batch = await self._prepare(decoded, epochs)
                 await self._submit(batch, epochs)
         await self._drain()
 
     async def _collect(
         self, source: Source, stop: asyncio.Event
-    ) -> list[tuple[Epochs, list[RawRecord]]]:
-        """Fetch until the batch is full, its time is up, or no write is in flight;
-        remember each fetch's epochs.
+    ) -> list[tuple[Epochs, list[Decoded]]]:
+        """Fetch and decode until the batch is full, its time is up, or no write is in
+        flight; remember each fetch's epochs.
 
         Closing as soon as the lanes are idle is group commit: under light load a
         batch is written as soon as it is fetched (latency), under heavy load the
         events that arrive while a write is in flight make the next, larger batch.
+        Each fetch is decoded as it arrives, while the write in flight goes on, so
+        that little is left to do between closing the batch and writing it.
         """
         limit = self._settings.batch_max_events
         deadline = time.monotonic() + self._settings.batch_max_wait_ms / 1000
-        chunks: list[tuple[Epochs, list[RawRecord]]] = []
+        chunks: list[tuple[Epochs, list[Decoded]]] = []
         count = 0
         while count < limit and not stop.is_set():
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
-            records = await source.fetch(remaining_ms, limit - count)
+            records = self._unseen(await source.fetch(remaining_ms, limit - count))
             # Taken after the fetch: the consumer returns no record from before a seek,
             # so what it returns now belongs to the partitions' current epochs.
             epochs = dict(self._epochs)
             if records:
-                chunks.append((epochs, records))
+                self.stats.consumed(len(records))
+                chunks.append((epochs, await self._decode(records)))
                 count += len(records)
             await asyncio.sleep(0)  # a fetch from the buffer does not yield: the write may wait
             if count and self._lanes.idle():
                 break
         return chunks
 
-    def _current(self, chunks: list[tuple[Epochs, list[RawRecord]]]) -> list[RawRecord]:
-        """The fetched records whose partition was not re-positioned since they were fetched,
-        each offset once (a fetch racing a seek can return a range twice)."""
-        current: list[RawRecord] = []
-        for epochs, records in chunks:
-            same = epochs == self._epochs
-            # A fetch returns each partition's records together: one lookup per run of them.
-            for key, run in itertools.groupby(records, _TOPIC_PARTITION):
-                tp = TopicPartition(*key)
-                if not (same or self._same_epoch(epochs, tp)):
-                    continue
-                expected = self._fetched.get(tp, 0)
-                for r in run:
-                    if r.offset >= expected:
-                        expected = r.offset + 1
-                        current.append(r)
-                self._fetched[tp] = expected
-        return current
+    def _unseen(self, records: list[RawRecord]) -> list[RawRecord]:
+        """Each offset once: a fetch racing a seek can return a range twice."""
+        unseen: list[RawRecord] = []
+        # A fetch returns each partition's records together: one lookup per run of them.
+        for key, run in itertools.groupby(records, _TOPIC_PARTITION):
+            tp = TopicPartition(*key)
+            expected = self._fetched.get(tp, 0)
+            for r in run:
+                if r.offset >= expected:
+                    expected = r.offset + 1
+                    unseen.append(r)
+            self._fetched[tp] = expected
+        return unseen
 
-    def _same_epoch(self, epochs: Epochs, tp: TopicPartition) -> bool:
-        return epochs.get(tp) == self._epochs.get(tp)
-
-    async def _prepare(self, records: list[RawRecord], epochs: Epochs) -> Batch:
+    async def _decode(self, records: list[RawRecord]) -> list[Decoded]:
         decoded: list[Decoded] = []
         for start in range(0, len(records), YIELD_EVERY):
             chunk = records[start : start + YIELD_EVERY]
             decoded += decode_many(chunk, self._kinds, self._settings.max_event_bytes)
             await asyncio.sleep(0)  # let the write in flight take its next round trip
+        return decoded
+
+    def _current(self, chunks: list[tuple[Epochs, list[Decoded]]], epochs: Epochs) -> list[Decoded]:
+        """The decoded events whose partition was not re-positioned since they were fetched."""
+        current: list[Decoded] = []
+        for fetched_in, decoded in chunks:
+            if fetched_in == epochs:
+                current += decoded
+            else:
+                current += [
+                    d for d in decoded if self._same_epoch(fetched_in, _partition(d.record))
+                ]
+        return current
+
+    def _same_epoch(self, epochs: Epochs, tp: TopicPartition) -> bool:
+        return epochs.get(tp) == self._epochs.get(tp)
+
+    async def _prepare(self, decoded: list[Decoded], epochs: Epochs) -> Batch:
         statuses = await self.retrying(self._tenants.resolve, tenant_ids(decoded))
         if epochs != self._epochs:
             # A rebalance re-positioned partitions during the lookup: their events are stale.

@@ -175,6 +175,39 @@ async def test_parts_queued_on_a_busy_lane_join_into_one_write() -> None:
     assert pipeline.stats.batches == 6
 
 
+class RepositionedWhileGathering(FakeSource):
+    """The first write is held; meanwhile, the third fetch finds the partition assigned
+    again at offset 10 (what PostgreSQL will hold once that write commits)."""
+
+    def __init__(self, pipeline: Pipeline, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.pipeline = pipeline
+        self.fetches = 0
+
+    async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        self.fetches += 1
+        if self.fetches == 3:
+            self.position = 10
+            self.pipeline.partitions_assigned({TP: 10})
+        elif self.fetches == 4 and self.sink.hold_first_write is not None:
+            self.sink.hold_first_write.set()
+        return await super().fetch(timeout_ms, max_records)
+
+
+async def test_events_fetched_before_a_reposition_are_dropped_not_written() -> None:
+    """Offsets 10-19, decoded into the gathering batch before the partition was re-positioned
+    at 10, are dropped there and fetched again: each offset is stored once."""
+    sink = FakeSink()
+    sink.hold_first_write = asyncio.Event()
+    pipeline, _ = make(sink, batch_max_wait_ms=200)
+    stop = asyncio.Event()
+    source = RepositionedWhileGathering(pipeline, records(100), sink, stop, 10)
+    pipeline.partitions_assigned(dict.fromkeys(source.ends))
+    await asyncio.wait_for(pipeline.run(source, stop), 10)
+    assert source.fetches > 4
+    assert sorted(sink.rows) == list(range(100))
+
+
 async def test_transient_failures_are_retried_not_skipped() -> None:
     """Three failed attempts, then success: nothing lost, nothing doubled, retries counted."""
     sink = FakeSink()
