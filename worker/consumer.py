@@ -112,23 +112,34 @@ class KafkaSource:
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Note PostgreSQL's new offsets; the background mirror tells Kafka (for lag tools)."""
         self._unmirrored.update(offsets)
-        if self._mirroring is None or self._mirroring.done():
-            self._mirroring = asyncio.create_task(self._mirror())
+        self._mirror_soon()
 
     async def flush_commits(self, within_s: float = COMMIT_TIMEOUT_S) -> None:
         """Give the mirror ``within_s`` to tell Kafka what is noted, then stop it."""
+        self._mirror_soon()
         if self._mirroring is not None:
             await asyncio.wait({self._mirroring}, timeout=within_s)
             self._mirroring.cancel()
+            await asyncio.wait({self._mirroring})  # done, so the next note starts a mirror
+
+    def _mirror_soon(self) -> None:
+        if self._unmirrored and (self._mirroring is None or self._mirroring.done()):
+            self._mirroring = asyncio.create_task(self._mirror())
 
     async def _mirror(self) -> None:
-        """Commit the latest noted offsets until none are left; never raises."""
+        """Commit the latest noted offsets until none are left; never raises.
+
+        An offset is forgotten only once Kafka has it (or its partition is no longer
+        ours), so that a commit cut short by ``flush_commits`` is made again later.
+        """
         while self._unmirrored:
-            offsets, self._unmirrored = self._unmirrored, {}
+            offsets = dict(self._unmirrored)
             if not await self._commit(offsets):
-                # Offsets noted meanwhile are newer: they win over the ones that failed.
-                self._unmirrored = offsets | self._unmirrored
                 await asyncio.sleep(COMMIT_RETRY_S)
+                continue
+            for tp, offset in offsets.items():
+                if self._unmirrored.get(tp) == offset:  # not noted again meanwhile
+                    del self._unmirrored[tp]
 
     async def _commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
         """One commit of the offsets of partitions still owned; False when it failed."""
@@ -176,6 +187,7 @@ class KafkaSource:
         await self._seek(assigned, stored)
         self._on_assigned({tp: stored.get(tp) for tp in assigned})
         self._consumer.resume(*kafka_tps)
+        self._mirror_soon()  # what a rebalance cut short, for partitions that stay ours
         log.info("partitions_assigned", partitions=_names(assigned))
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
