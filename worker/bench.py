@@ -7,8 +7,9 @@ run (so that the machine's load is shared alike):
 
 1. ``ceiling``: the resulting rows by binary COPY from memory, 1, 2, 3 connections;
 2. ``pipe``: getmany -> COPY of raw JSON into a jsonb column -> commit;
-3. ``worker``: ``log-ingest run`` as a process, draining the topics from the start;
-4. ``latency``: then a load of half the worker's measured rate, produce -> commit.
+3. ``floor``: the same rows through aiokafka, msgspec and COPY alone, no checks;
+4. ``worker``: ``log-ingest run`` as a process, draining the topics from the start;
+5. ``latency``: then a load of half the worker's measured rate, produce -> commit.
 
 See docs/benchmarks.md for what each figure means.
 """
@@ -22,6 +23,7 @@ from rich.console import Console
 
 from worker.bench_contenders import CEILING_CONNECTIONS, ceiling, pipe, settle
 from worker.bench_data import Prefilled, prefill
+from worker.bench_floor import FloorRun, floor
 from worker.bench_latency import Latency, measure_latency, templates
 from worker.bench_report import Steps, render
 from worker.bench_stack import bench_database, make_tenants, servers
@@ -62,13 +64,15 @@ async def _measure(admin: Settings, options: Options, steps: Steps) -> dict[str,
             ceilings = await ceiling(settings, filled, adv)
         with steps.step("pipe: getmany -> COPY jsonb", filled.events) as advance:
             pipe_s = await pipe(settings, filled, advance)
+        with steps.step("floor: getmany -> msgspec -> COPY, no checks", filled.events) as advance:
+            floor_run = await floor(settings, filled, advance)
         await settle(settings)
         async with worker_process(settings) as worker:
             drained, latency = await _worker_phases(
                 settings, worker, filled, factory, steps, options.latency_s
             )
             peak_rss_mb = worker.peak_rss_mb()
-    return _figures(filled, ceilings, pipe_s, drained, latency, peak_rss_mb)
+    return _figures(filled, ceilings, pipe_s, floor_run, drained, latency, peak_rss_mb)
 
 
 async def _worker_phases(
@@ -86,11 +90,12 @@ async def _worker_phases(
 
 
 def _figures(
-    filled: Prefilled, ceilings: dict[int, float], pipe_s: float, drained: Drained,
-    latency: Latency, peak_rss_mb: float,
+    filled: Prefilled, ceilings: dict[int, float], pipe_s: float, floor_run: FloorRun,
+    drained: Drained, latency: Latency, peak_rss_mb: float,
 ) -> dict[str, object]:  # fmt: skip
     connections, ceiling_rate = max(ceilings.items(), key=lambda item: item[1])
     pipe_rate = filled.events / pipe_s
+    floor_rate = filled.events / floor_run.seconds
     worker_rate = filled.events / drained.seconds
     return {
         "events": filled.events,
@@ -99,10 +104,13 @@ def _figures(
         "ceiling_connections": connections,
         "ceiling_by_connections": {str(n): round(r, 1) for n, r in ceilings.items()},
         "pipe_events_per_s": round(pipe_rate, 1),
+        "floor_events_per_s": round(floor_rate, 1),
+        "floor_cpu_us_per_event": round(floor_run.cpu_seconds / filled.events * 1e6, 2),
         "worker_events_per_s": round(worker_rate, 1),
         "worker_seconds": round(drained.seconds, 3),
         "ratio_to_ceiling": round(worker_rate / ceiling_rate, 3),
         "ratio_to_pipe": round(worker_rate / pipe_rate, 3),
+        "ratio_to_floor": round(worker_rate / floor_rate, 3),
         "worker_cpu_us_per_event": round(drained.cpu_seconds / filled.events * 1e6, 2),
         "worker_peak_rss_mb": round(peak_rss_mb, 1),
         "latency_events": latency.events,

@@ -37,12 +37,12 @@ async def ceiling(settings: Settings, filled: Prefilled, advance: Advance) -> di
     actions, audits = list(filled.actions.values()), list(filled.audits.values())
     rates: dict[int, float] = {}
     for count in CEILING_CONNECTIONS:
-        await _truncate(settings)
+        await empty_tables(settings)
         await settle(settings)
         seconds = await _copy_parallel(settings.asyncpg_dsn, actions, audits, count)
         rates[count] = (len(actions) + len(audits)) / seconds
         advance(1)
-    await _truncate(settings)
+    await empty_tables(settings)
     return rates
 
 
@@ -81,7 +81,8 @@ async def settle(settings: Settings) -> None:
         await connection.close()
 
 
-async def _truncate(settings: Settings) -> None:
+async def empty_tables(settings: Settings) -> None:
+    """Empty the worker's tables, for the next contender."""
     connection = await asyncpg.connect(settings.asyncpg_dsn)
     try:
         await connection.execute("TRUNCATE action_logs, audit_logs")

@@ -53,7 +53,7 @@ _EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
 _ABSENT: Final = msgspec.Raw(b"null")
 
 
-class _Action(msgspec.Struct, gc=False):
+class ActionMessage(msgspec.Struct, gc=False):
     """``schemas.events.ActionEvent``, with its JSON objects left raw."""
 
     id: UUID
@@ -70,7 +70,7 @@ class _Action(msgspec.Struct, gc=False):
     metadata: msgspec.Raw = _ABSENT
 
 
-class _Audit(msgspec.Struct, gc=False):
+class AuditMessage(msgspec.Struct, gc=False):
     """``schemas.events.AuditEvent``, with its JSON objects left raw."""
 
     id: UUID
@@ -102,8 +102,8 @@ class _Declined(ValueError):
     """The slow path must judge this message."""
 
 
-_DECODE_ACTION: Final = msgspec.json.Decoder(_Action).decode
-_DECODE_AUDIT: Final = msgspec.json.Decoder(_Audit).decode
+_DECODE_ACTION: Final = msgspec.json.Decoder(ActionMessage).decode
+_DECODE_AUDIT: Final = msgspec.json.Decoder(AuditMessage).decode
 _DECODE_ACTION_JSON: Final = msgspec.json.Decoder(_ActionJson).decode
 _DECODE_AUDIT_JSON: Final = msgspec.json.Decoder(_AuditJson).decode
 # A NamedTuple's own __new__ is Python code; tuple.__new__ builds the same row for half.

@@ -18,6 +18,8 @@ KEYS = (
     "worker_events_per_s",
     "ratio_to_ceiling",
     "ratio_to_pipe",
+    "floor_events_per_s",
+    "ratio_to_floor",
     "worker_cpu_us_per_event",
     "worker_peak_rss_mb",
     "latency_p50_ms",

@@ -89,7 +89,8 @@ def test_what_the_fast_path_accepts_the_slow_path_accepts_with_the_same_row(seed
 
 
 @pytest.mark.parametrize(
-    ("struct", "model"), [(decode_fast._Action, ActionEvent), (decode_fast._Audit, AuditEvent)]
+    ("struct", "model"),
+    [(decode_fast.ActionMessage, ActionEvent), (decode_fast.AuditMessage, AuditEvent)],
 )
 def test_fast_structs_have_the_fields_of_the_wire_models(struct: type, model: type) -> None:
     """A field added to the contract must be added to the fast path too."""
