@@ -67,6 +67,7 @@ class KafkaSource:
             max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
             fetch_max_bytes=32 * 1024 * 1024,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            check_crcs=settings.kafka_check_crcs,
             **client_options(settings),
         )
         self._unmirrored: dict[TopicPartition, int] = {}  # noted, not yet told to Kafka
