@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     # The consumer: how long a fetch may wait at the broker for data. Kafka answers as soon
     # as data arrives; some Kafka-protocol brokers (Tansu) hold the fetch for part of it.
     kafka_fetch_max_wait_ms: int = Field(default=50, ge=0)
-    # Whether the consumer checks each record batch's CRC-32C (aiokafka's table-driven code,
-    # about a tenth of the worker's CPU); librdkafka skips it by default, Kafka's Java client not.
+    # Whether the consumer checks each record batch's CRC-32C (in software: about 5% of the
+    # worker's CPU here); librdkafka's consumers skip it by default, Kafka's Java client not.
     kafka_check_crcs: bool = True
 
     # Producers (EventPublisher); the embedded broker has no idempotent producer.
