@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 import orjson
@@ -90,28 +91,40 @@ async def empty_tables(settings: Settings) -> None:
         await connection.close()
 
 
-async def pipe(settings: Settings, filled: Prefilled, advance: Advance) -> float:
-    """Seconds the pipe takes to move every message of the topics into its table."""
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
+@contextlib.asynccontextmanager
+async def reading_from_start(
+    settings: Settings, filled: Prefilled, name: str, **options: Any
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of a group of its own, assigned every pre-filled partition at its start."""
     consumer = AIOKafkaConsumer(
-        group_id=f"bench-pipe-{uuid.uuid4().hex[:8]}",
+        group_id=f"bench-{name}-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
         fetch_max_bytes=32 * 1024 * 1024,
-        max_partition_fetch_bytes=2 * 1024 * 1024,
+        **options,
         **client_options(settings),
     )
     try:
-        await connection.execute(f"CREATE TABLE {PIPE_TABLE} (doc jsonb)")
-        await settle(settings)
         await consumer.start()
         partitions = [KafkaTopicPartition(*position) for position in filled.ends]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        started = time.perf_counter()
-        await _pipe_loop(consumer, connection, filled, advance)
-        return time.perf_counter() - started
+        yield consumer
     finally:
         await consumer.stop()
+
+
+async def pipe(settings: Settings, filled: Prefilled, advance: Advance) -> float:
+    """Seconds the pipe takes to move every message of the topics into its table."""
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        await connection.execute(f"CREATE TABLE {PIPE_TABLE} (doc jsonb)")
+        await settle(settings)
+        options = {"max_partition_fetch_bytes": 2 * 1024 * 1024}
+        async with reading_from_start(settings, filled, "pipe", **options) as consumer:
+            started = time.perf_counter()
+            await _pipe_loop(consumer, connection, filled, advance)
+            return time.perf_counter() - started
+    finally:
         # Gone before the worker's turn, so that autovacuum does not work on it meanwhile.
         await connection.execute(f"DROP TABLE IF EXISTS {PIPE_TABLE}")
         await connection.close()

@@ -26,13 +26,11 @@ from typing import Any
 import asyncpg
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka import TopicPartition as KafkaTopicPartition
 
-from worker.bench_contenders import empty_tables, settle
+from worker.bench_contenders import empty_tables, reading_from_start, settle
 from worker.bench_data import Advance, Prefilled, Row
 from worker.bench_worker import BenchError
 from worker.decode_fast import ActionMessage, AuditMessage
-from worker.kafka_config import client_options
 from worker.pg_codecs import use_fast_codecs
 from worker.settings import Settings
 from worker.sink_sql import ACTION_COLUMNS, AUDIT_COLUMNS
@@ -52,29 +50,20 @@ class FloorRun:
 async def floor(settings: Settings, filled: Prefilled, advance: Advance) -> FloorRun:
     """Move every message of the topics into the tables, the plainest way these libraries can."""
     connections = [await asyncpg.connect(settings.asyncpg_dsn) for _ in range(CONNECTIONS)]
-    consumer = AIOKafkaConsumer(
-        group_id=f"bench-floor-{uuid.uuid4().hex[:8]}",
-        enable_auto_commit=False,
-        fetch_max_bytes=32 * 1024 * 1024,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        **client_options(settings),
-    )
     try:
         for connection in connections:
             await use_fast_codecs(connection)
         await settle(settings)
-        await consumer.start()
-        partitions = [KafkaTopicPartition(*position) for position in filled.ends]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        rows = _Rows(filled, action_topic=settings.kafka_action_topic)
-        started, cpu_started = time.perf_counter(), time.thread_time()
-        await _floor_loop(consumer, connections, rows, filled, advance)
+        wait = {"fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms}  # the worker's
+        async with reading_from_start(settings, filled, "floor", **wait) as consumer:
+            rows = _Rows(filled, action_topic=settings.kafka_action_topic)
+            started, cpu_started = time.perf_counter(), time.thread_time()
+            await _floor_loop(consumer, connections, rows, filled, advance)
+            run = FloorRun(time.perf_counter() - started, time.thread_time() - cpu_started)
         if missing := rows.missing():
             raise BenchError(f"floor: {missing} rows never came from the topics")
-        return FloorRun(time.perf_counter() - started, time.thread_time() - cpu_started)
+        return run
     finally:
-        await consumer.stop()
         for connection in connections:
             await connection.close()
         await empty_tables(settings)  # the worker starts on empty tables
