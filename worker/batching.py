@@ -5,10 +5,9 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
-from worker.lanes import lane_of
 from worker.records import (
     Accepted,
     ActionRow,
@@ -83,32 +82,42 @@ def join(first: Batch, then: Batch) -> Batch:
     )
 
 
-def split_into_lanes(batch: Batch, lanes: int) -> dict[int, Batch]:
-    """The batch's partitions grouped by ``lane_of``: one part per lane that has any.
+def split_into_lanes(
+    batch: Batch, assign: Callable[[Mapping[TopicPartition, int]], Mapping[TopicPartition, int]]
+) -> dict[int, Batch]:
+    """The batch's partitions grouped by lane: one part per lane that has any.
 
+    ``assign`` gives each partition its lane, knowing how many events it has here.
     Each part can be written in its own transaction: the offsets' compare-and-set is
     per partition, and an action's events share a partition.
     """
-    lane_by_tp: dict[tuple[str, int], int] = {tp: lane_of(tp, lanes) for tp in batch.offsets}
-    if len(set(lane_by_tp.values())) <= 1:
-        return dict.fromkeys(lane_by_tp.values(), batch)
-    actions = _spread(batch.actions, lane_by_tp)
-    audits = _spread(batch.audits, lane_by_tp)
-    rejects = _spread(batch.rejects, lane_by_tp)
-    return {
-        lane: Batch(
-            actions[lane],
-            audits[lane],
-            rejects[lane],
-            {tp: r for tp, r in batch.offsets.items() if lane_by_tp[tp] == lane},
-        )
-        for lane in actions
+    actions = _by_partition(batch.actions)
+    audits = _by_partition(batch.audits)
+    rejects = _by_partition(batch.rejects)
+    sizes = {
+        tp: len(actions.get(tp, ())) + len(audits.get(tp, ())) + len(rejects.get(tp, ()))
+        for tp in batch.offsets
     }
+    lane_of = assign(sizes)
+    if len(set(lane_of.values())) <= 1:
+        return dict.fromkeys(lane_of.values(), batch)
+    parts: dict[int, Batch] = {}
+    for tp, offsets in batch.offsets.items():
+        part = parts.setdefault(lane_of[tp], Batch())
+        part.actions += actions.get(tp, ())
+        part.audits += audits.get(tp, ())
+        part.rejects += rejects.get(tp, ())
+        part.offsets[tp] = offsets
+    return parts
 
 
-def _spread(items: list[T], lane_by_tp: dict[tuple[str, int], int]) -> dict[int, list[T]]:
-    spread: dict[int, list[T]] = {lane: [] for lane in set(lane_by_tp.values())}
+def _by_partition(items: list[T]) -> dict[tuple[str, int], list[T]]:
+    # Keyed by plain (topic, partition) tuples, equal to TopicPartition and cheaper to build.
+    grouped: dict[tuple[str, int], list[T]] = {}
     for item in items:
         record = item.record
-        spread[lane_by_tp[record.topic, record.partition]].append(item)
-    return spread
+        tp = (record.topic, record.partition)
+        if (group := grouped.get(tp)) is None:
+            group = grouped[tp] = []
+        group.append(item)
+    return grouped

@@ -246,7 +246,7 @@ class Pipeline:
         batch instead of one lane's share, and PostgreSQL's fixed cost per
         transaction (a dozen round trips) is paid half as often.
         """
-        parts = split_into_lanes(batch, self._lanes.count)
+        parts = split_into_lanes(batch, self._lanes.assign)
         await self._wait_until(
             lambda: self._lanes.has_room(
                 lane for lane in parts if self._open_write(lane, epochs) is None
@@ -255,9 +255,11 @@ class Pipeline:
         for lane, part in parts.items():
             if (queued := self._open_write(lane, epochs)) is not None:
                 queued.batch = join(queued.batch, part)
+                self._lanes.hold(lane, part.offsets, len(part))
             else:
                 queued = self._queued[lane] = _Queued(part, epochs)
-                self._lanes.submit(lane, functools.partial(self._start, lane, queued))
+                write = functools.partial(self._start, lane, queued)
+                self._lanes.submit(lane, write, part.offsets, len(part))
 
     def _open_write(self, lane: int, epochs: Epochs) -> _Queued | None:
         """The lane's queued write, if a part of the same epochs may still join it."""

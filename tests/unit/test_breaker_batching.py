@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,6 @@ import pytest
 from worker.batching import build_batch, join, split_into_lanes, without_partitions
 from worker.breaker import RejectBreaker
 from worker.errors import BreakerTrippedError
-from worker.lanes import lane_of
 from worker.records import (
     Accepted,
     ActionRow,
@@ -104,8 +104,9 @@ def test_build_batch_ignores_records_before_the_start() -> None:
     assert batch.offsets == {tp: OffsetRange(4, 6)}
 
 
-def test_split_into_lanes_is_disjoint_complete_and_stable() -> None:
-    """Every event lands in the part of its partition's lane; lanes share no partition."""
+def test_split_into_lanes_is_disjoint_and_complete_by_the_lanes_assigned() -> None:
+    """Every event lands in the part of its partition's lane; lanes share no partition;
+    the assignment is asked with each partition's number of events."""
     tps = [
         TopicPartition(topic, p) for topic in ("action-events", "audit-events") for p in range(4)
     ]
@@ -113,15 +114,24 @@ def test_split_into_lanes_is_disjoint_complete_and_stable() -> None:
         action(o, partition=p) for p, count in enumerate((40, 30, 20, 10)) for o in range(count)
     ]
     batch = build_batch(items, dict.fromkeys(tps, 0))  # type: ignore[arg-type]
-    parts = split_into_lanes(batch, 2)
-    assert sorted(parts) == [0, 1]  # four partitions of one topic use both lanes
+    asked: list[Mapping[TopicPartition, int]] = []
+
+    def by_parity(sizes: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        asked.append(sizes)
+        return {tp: tp.partition % 2 for tp in sizes}
+
+    parts = split_into_lanes(batch, by_parity)
+    assert asked == [{tps[0]: 40, tps[1]: 30, tps[2]: 20, tps[3]: 10}]
+    assert sorted(parts) == [0, 1]
     assert sum(len(part) for part in parts.values()) == 100
     for lane, part in parts.items():
-        assert {lane_of(tp, 2) for tp in part.offsets} == {lane}
+        assert {tp.partition % 2 for tp in part.offsets} == {lane}
         assert {(a.record.topic, a.record.partition) for a in part.actions} == set(part.offsets)
+        for tp in part.offsets:  # each partition's events in their order
+            offsets = [a.record.offset for a in part.actions if a.record.partition == tp.partition]
+            assert offsets == list(range(len(offsets)))
     assert set(parts[0].offsets) | set(parts[1].offsets) == set(batch.offsets)
-    assert split_into_lanes(batch, 1) == {0: batch}
-    assert {lane_of(tp, 2) for tp in tps[:4]} == {0, 1}
+    assert split_into_lanes(batch, lambda sizes: dict.fromkeys(sizes, 0)) == {0: batch}
 
 
 def test_join_runs_each_partition_from_the_first_start_to_the_last_next() -> None:
