@@ -3,7 +3,8 @@
 ``PostgresSink.write(batch)`` commits everything of the batch at once, or nothing:
 
 1. the compare-and-set of every partition's offset, first, so that a replica that lost
-   its partitions writes nothing, and two replicas writing one partition serialize on it;
+   its partitions writes nothing, and two replicas writing one partition serialize on it
+   (the same statement finds which of the batch's ids are stored already);
 2. the action events, merged into ``action_logs`` by the lifecycle rules of SCHEMA.md;
 3. the audit events, of which the first stored for an id stands;
 4. the rejects, into ``ingest_rejects``.
@@ -32,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -148,6 +149,13 @@ AUDITS = _Target(
 )
 
 
+class StoredIds(NamedTuple):
+    """Which of a batch's ids are stored already, per table."""
+
+    actions: set[UUID]
+    audits: set[UUID]
+
+
 @dataclass
 class _Work:
     """What is left to write of one batch; rows move to ``rejects`` as PostgreSQL refuses them."""
@@ -215,38 +223,71 @@ class PostgresSink:
         refused: list[Reject] = []
         written: list[int] = []
         async with self._pool.acquire() as connection, connection.transaction():
-            await self._compare_and_set(connection, work.offsets)
             if work.isolate:
+                await self._compare_and_set(connection, work.offsets)
                 for target, events in ((ACTIONS, work.actions), (AUDITS, work.audits)):
                     lost = await _load_isolating(connection, target, events)
                     refused += lost
                     written.append(len(events) - len(lost))
             else:
-                await _store_new_first(connection, work.actions, work.audits)
+                await self._store_new_first(connection, work)
                 written = [len(work.actions), len(work.audits)]
             await self._store_rejects(connection, [*work.rejects, *refused])
         reasons = Counter(reject.reason for reject in (*work.rejects, *refused))
         return WriteResult(actions=written[0], audits=written[1], rejects=dict(reasons))
 
     async def _compare_and_set(
-        self, connection: Connection, offsets: dict[TopicPartition, OffsetRange]
-    ) -> None:
+        self,
+        connection: Connection,
+        offsets: dict[TopicPartition, OffsetRange],
+        action_ids: Sequence[UUID] = (),
+        audit_ids: Sequence[UUID] = (),
+    ) -> StoredIds:
+        """Move every partition's offset, or raise naming those fenced; and, in the same
+        round trip, find which of the ids are stored already."""
         advance = [(tp, r) for tp, r in offsets.items() if r.start is not None]
         claim = [(tp, r) for tp, r in offsets.items() if r.start is None]
         moved: set[tuple[str, int]] = set()
-        if advance:
-            rows = await connection.fetch(
-                sql.ADVANCE_OFFSETS, self._group_id, *_columns(advance, with_start=True)
-            )
-            moved.update((row["topic"], row["partition"]) for row in rows)
+        stored = StoredIds(set(), set())
         if claim:
             rows = await connection.fetch(
                 sql.CLAIM_OFFSETS, self._group_id, *_columns(claim, with_start=False)
             )
             moved.update((row["topic"], row["partition"]) for row in rows)
+        if advance or action_ids or audit_ids:
+            rows = await connection.fetch(
+                sql.ADVANCE_OFFSETS,
+                self._group_id,
+                *_columns(advance, with_start=True),
+                list(action_ids),
+                list(audit_ids),
+            )
+            for kind, topic, partition, stored_id in rows:
+                if kind == "offset":
+                    moved.add((topic, partition))
+                else:
+                    (stored.actions if kind == "action" else stored.audits).add(stored_id)
         fenced = {(tp.topic, tp.partition) for tp in offsets} - moved
         if fenced:
             raise PartitionsFencedError(frozenset(fenced))
+        return stored
+
+    async def _store_new_first(self, connection: Connection, work: _Work) -> None:
+        """COPY the events of new ids straight into the tables; merge only the others.
+
+        A refused row, or an id another writer stores meanwhile, fails the COPY like the
+        merge would: the batch is then isolated.
+        """
+        events_per_id = Counter(event.row.id for event in work.actions)
+        audit_ids = list({event.row.id for event in work.audits})
+        stored = await self._compare_and_set(
+            connection, work.offsets, list(events_per_id), audit_ids
+        )
+        new_rows, to_merge = plan_actions(work.actions, events_per_id, stored.actions)
+        await _copy(connection, "action_logs", sql.ACTION_COLUMNS, new_rows)
+        await _load(connection, ACTIONS, to_merge)
+        records = first_audits(work.audits, stored.audits)
+        await _copy(connection, "audit_logs", sql.AUDIT_COLUMNS, records)
 
     async def _store_rejects(self, connection: Connection, rejects: Sequence[Reject]) -> None:
         for part in parts_within(REJECTS_MAX_BYTES, rejects, self._raw_max):
@@ -317,26 +358,6 @@ async def _load(
         await connection.copy_records_to_table(target.stage, records=records)
         await connection.execute(target.statement(events))
     return []
-
-
-async def _store_new_first(
-    connection: Connection, actions: Sequence[Accepted], audits: Sequence[Accepted]
-) -> None:
-    """COPY the events of new ids straight into the tables; merge only the others.
-
-    A refused row, or an id another writer stores meanwhile, fails the COPY like the
-    merge would: the batch is then isolated.
-    """
-    events_per_id = Counter(event.row.id for event in actions)
-    stored = await connection.fetch(
-        sql.STORED_IDS, list(events_per_id), list({event.row.id for event in audits})
-    )
-    stored_actions = {row["id"] for row in stored if not row["audit"]}
-    new_rows, to_merge = plan_actions(actions, events_per_id, stored_actions)
-    await _copy(connection, "action_logs", sql.ACTION_COLUMNS, new_rows)
-    await _load(connection, ACTIONS, to_merge)
-    stored_audits = {row["id"] for row in stored if row["audit"]}
-    await _copy(connection, "audit_logs", sql.AUDIT_COLUMNS, first_audits(audits, stored_audits))
 
 
 def plan_actions(
