@@ -259,8 +259,8 @@ class PostgresSink:
                 sql.ADVANCE_OFFSETS,
                 self._group_id,
                 *_columns(advance, with_start=True),
-                list(action_ids),
-                list(audit_ids),
+                action_ids,
+                audit_ids,
             )
             for kind, topic, partition, stored_id in rows:
                 if kind == "offset":
