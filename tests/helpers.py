@@ -36,12 +36,21 @@ async def run_command(*argv: str, env: dict[str, str], timeout_s: float = 60) ->
         str(BIN_DIR / argv[0]), *argv[1:], cwd=REPO_ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    # Read on tasks of our own, so that a process that overruns still shows what it logged.
+    outputs = [asyncio.ensure_future(stream.read()) for stream in (process.stdout, process.stderr)]
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+        await asyncio.wait_for(process.wait(), timeout_s)
     except TimeoutError:
         process.kill()
         await process.wait()
-        raise
+        stderr = (await asyncio.gather(*outputs))[1].decode(errors="replace")
+        raise TimeoutError(
+            f"{' '.join(argv)} still running after {timeout_s} s; its stderr ended with:\n"
+            + stderr[-6000:]
+        ) from None
+    stdout, stderr = await asyncio.gather(*outputs)
     assert process.returncode is not None
     return Finished(process.returncode, stdout.decode(), stderr.decode())
 
