@@ -15,10 +15,10 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.pool import NullPool
 
-from worker.database import create_engine
+from worker.db.engine import create_engine
+from worker.db.migrations import lock_for_migration
+from worker.db.models import Base
 from worker.errors import ConfigError
-from worker.migrations import lock_for_migration
-from worker.models import Base
 from worker.settings import Settings, load_settings
 
 config = context.config

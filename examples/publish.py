@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 
 from schemas import ActionEvent, AuditEvent
-from worker.producer import EventPublisher
+from worker.ops.publisher import EventPublisher
 from worker.settings import load_settings
 
 

@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from worker.models import ActionStatus, ActionType
+from worker.db.models import ActionStatus, ActionType
 
 SUPPORTED_SCHEMA_VERSIONS: Final = frozenset({1})
 MAX_INT4: Final = 2_147_483_647  # PostgreSQL integer

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from worker.eventgen import Generated
+from worker.devtools.eventgen import Generated
 
 ACTION_FIELDS = ("tenant_id", "action_type", "provider_name", "request_payload", "response_data",
                  "status", "error_message", "execution_time_ms", "metadata")  # fmt: skip

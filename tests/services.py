@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.embedded import EmbeddedKafka, EmbeddedPostgres
+from worker.devtools.embedded import EmbeddedKafka, EmbeddedPostgres
 
 log = logging.getLogger("tests.services")
 

@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.checker import Sent
 from tests.helpers import command_env
-from worker.eventgen import Generated
+from worker.devtools.eventgen import Generated
 from worker.settings import Settings
 
 

@@ -16,8 +16,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from worker import admin
 from worker.errors import BreakerTrippedError, ConfigError, IngestError, SchemaError
+from worker.ops import admin
 from worker.settings import load_settings
 
 T = TypeVar("T")
@@ -43,7 +43,7 @@ def migrate(
     ] = False,
 ) -> None:
     """Bring the database schema to head (safe when several jobs start at once)."""
-    from worker.migrations import migrate as run_migrate
+    from worker.db.migrations import migrate as run_migrate
 
     result = run_migrate(load_settings(), sql=sql)
     if sql:
@@ -65,7 +65,7 @@ def dev(
     data_dir: Annotated[Path, typer.Option(help="Where PostgreSQL keeps its data.")] = Path(".dev"),
 ) -> None:
     """The whole stack on this machine: embedded PostgreSQL and broker, the worker, a demo."""
-    from worker.dev import run_dev
+    from worker.devtools.dev import run_dev
 
     run_dev(data_dir=data_dir, demo=demo, exit_after_demo=exit_after_demo)
 
@@ -82,7 +82,7 @@ def produce(
     from rich.console import Console
     from rich.progress import Progress
 
-    from worker.loadgen import generate, publish
+    from worker.devtools.loadgen import generate, publish
 
     if kind not in ("action", "audit", "mixed"):
         raise typer.BadParameter("must be action, audit or mixed", param_hint="--kind")
@@ -96,8 +96,8 @@ def produce(
 @app.command()
 def run() -> None:
     """Consume action and audit events into PostgreSQL until SIGTERM or SIGINT."""
-    from worker.app import run_worker, worker_runner
-    from worker.observability import configure_logging
+    from worker.service.app import run_worker, worker_runner
+    from worker.service.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings)
@@ -121,7 +121,7 @@ def bench(
     partitions: Annotated[int, typer.Option(min=1, help="Partitions of each topic.")] = 4,
 ) -> None:
     """Measure the worker against PostgreSQL's COPY ceiling and an unvalidated pipe."""
-    from worker.bench import run_bench
+    from worker.devtools.bench.run import run_bench
 
     run_bench(
         events=events, as_json=json_output, external=external,

@@ -4,7 +4,7 @@
 
 (the consumer tells Kafka the noted offsets in the background, for lag tools only).
 
-Batches are written on lanes (``worker.lanes``: in order per partition, several
+Batches are written on lanes (``worker.write.lanes``: in order per partition, several
 transactions at once) while the next is fetched and decoded. A batch closes when
 full, when its time is up, or as soon as no write is in flight; under load, its
 part for a lane joins that lane's queued write (up to a batch's size). A write is retried
@@ -27,17 +27,17 @@ from typing import Protocol, TypeVar
 
 import structlog
 
-from worker.batching import build_batch, join, split_into_lanes, without_partitions
-from worker.breaker import RejectBreaker
-from worker.decode import EventKind, decode_many
+from worker.decode.decoder import EventKind, decode_many
 from worker.errors import PartitionsFencedError, TransientError
-from worker.health import Readiness
-from worker.lanes import Lanes
 from worker.records import Batch, Decoded, RawRecord, TopicPartition, WriteResult
-from worker.retry import Backoff
+from worker.service.breaker import RejectBreaker
+from worker.service.health import Readiness
+from worker.service.retry import Backoff
+from worker.service.stats import PipelineStats
 from worker.settings import Settings
-from worker.stats import PipelineStats
-from worker.tenants import TenantCache, TenantStatus, apply_tenants, tenant_ids
+from worker.tenants.cache import TenantCache, TenantStatus, apply_tenants, tenant_ids
+from worker.write.batching import build_batch, join, split_into_lanes, without_partitions
+from worker.write.lanes import Lanes
 
 log = structlog.get_logger(__name__)
 FAULT_EXIT_CODE = 86  # used only by the FAULT_EXIT_AFTER_DB_COMMIT test hook

@@ -22,8 +22,8 @@ from tests.faults.proxy import FaultProxy
 from tests.integration.test_migrations import alembic
 from tests.services import Services
 from tests.streams import create_topics, stream_settings
-from worker.admin import create_tenant, set_tenant_active
-from worker.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from worker.devtools.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from worker.ops.admin import create_tenant, set_tenant_active
 from worker.settings import Settings
 
 PARTITIONS = 3

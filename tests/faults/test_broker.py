@@ -22,8 +22,8 @@ from tests.faults.proxy import FaultProxy
 from tests.faults.test_crashes import kafka_committed
 from tests.faults.test_database import finish, hold_for
 from tests.streams import produce, stored_offsets, wait_until, worker_env
-from worker.embedded import EmbeddedKafka, free_port
-from worker.eventgen import EventFactory
+from worker.devtools.embedded import EmbeddedKafka, free_port
+from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
 

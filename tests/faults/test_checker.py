@@ -13,7 +13,7 @@ from tests.conftest import with_database
 from tests.faults.conftest import new_tenants
 from tests.faults.harness import Workers, wait_drained
 from tests.streams import produce, worker_env
-from worker.eventgen import EventFactory
+from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)

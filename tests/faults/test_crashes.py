@@ -20,7 +20,7 @@ from tests.faults.harness import (
     wait_progress_beyond,
 )
 from tests.streams import produce, wait_until, worker_env
-from worker.eventgen import EventFactory, Generated
+from worker.devtools.eventgen import EventFactory, Generated
 from worker.settings import Settings
 
 KILLED = -signal.SIGKILL

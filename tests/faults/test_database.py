@@ -21,8 +21,8 @@ from tests.faults.harness import (
 from tests.faults.proxy import FaultProxy
 from tests.services import Services
 from tests.streams import produce, wait_until, worker_env
-from worker.embedded import EmbeddedPostgres
-from worker.eventgen import EventFactory
+from worker.devtools.embedded import EmbeddedPostgres
+from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
 

@@ -11,7 +11,7 @@ from tests.checker import check_exactly_once
 from tests.faults.conftest import new_tenants, prepare_stream
 from tests.faults.harness import Workers, sql, wait_drained
 from tests.streams import produce, stored_offsets, worker_env
-from worker.eventgen import EventFactory, Generated
+from worker.devtools.eventgen import EventFactory, Generated
 from worker.records import RejectReason
 from worker.settings import Settings
 

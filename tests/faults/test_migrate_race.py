@@ -10,7 +10,7 @@ from tests.faults.conftest import new_tenants
 from tests.faults.harness import Workers, run_cli, wait_progress_beyond
 from tests.faults.test_database import finish
 from tests.streams import produce, worker_env
-from worker.eventgen import EventFactory
+from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
 

@@ -22,7 +22,7 @@ from tests.streams import (
     wait_until,
     worker_env,
 )
-from worker.eventgen import EventFactory
+from worker.devtools.eventgen import EventFactory
 from worker.records import RejectReason
 from worker.settings import Settings
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.integration.test_migrations import alembic
-from worker import database
+from worker.db import engine as database
 from worker.settings import Settings
 
 
@@ -24,8 +24,8 @@ async def migrated(settings: Settings) -> Settings:
 
 async def test_database_session_and_get_db(migrated: Settings) -> None:
     """A tenant added in DatabaseSession is committed and seen through get_db."""
-    from worker.database import DatabaseSession, get_db
-    from worker.models import Tenant
+    from worker.db.engine import DatabaseSession, get_db
+    from worker.db.models import Tenant
 
     tenant_id = uuid.uuid4()
     async with DatabaseSession() as db:
@@ -44,8 +44,8 @@ async def test_database_session_and_get_db(migrated: Settings) -> None:
 
 async def test_database_session_rolls_back_on_error(migrated: Settings) -> None:
     """An exception inside DatabaseSession leaves nothing behind."""
-    from worker.database import DatabaseSession
-    from worker.models import Tenant
+    from worker.db.engine import DatabaseSession
+    from worker.db.models import Tenant
 
     async def add_then_fail() -> None:
         async with DatabaseSession() as db:

@@ -13,8 +13,8 @@ import pytest
 
 from tests.integration.test_cli_ops import new_tenant, start_worker, stop_process, stream
 from tests.streams import create_topics, produce, wait_drained, wait_until, worker_env
-from worker.embedded import EmbeddedKafka, free_port
-from worker.eventgen import EventFactory
+from worker.devtools.embedded import EmbeddedKafka, free_port
+from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
 __all__ = ["stream"]  # the fixture, shared with the CLI tests

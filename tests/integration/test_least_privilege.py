@@ -14,7 +14,7 @@ from tests.checker import check_exactly_once
 from tests.helpers import REPO_ROOT, command_env, run_command
 from tests.integration.test_cli_ops import start_worker
 from tests.streams import create_topics, produce, stream_settings, wait_drained, worker_env
-from worker.eventgen import EventFactory
+from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 
 from tests.helpers import command_env, run_command, user_tables
-from worker.migrations import head_revisions
+from worker.db.migrations import head_revisions
 
 HEAD = ", ".join(head_revisions())
 
@@ -70,7 +70,7 @@ async def test_alembic_itself_reports_a_bad_url(database_url: str) -> None:
 
 async def test_unreachable_database_fails_cleanly(database_url: str) -> None:
     """No server at the URL: exit 1 with a one-line reason."""
-    from worker.embedded import free_port
+    from worker.devtools.embedded import free_port
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     done = await run_command("log-ingest", "migrate", env=command_env(url))

@@ -11,8 +11,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from tests.helpers import REPO_ROOT, command_env, enum_values, run_command, user_tables
+from worker.db.migrations import alembic_config, ensure_schema_at_head, head_revisions
 from worker.errors import SchemaBehindError
-from worker.migrations import alembic_config, ensure_schema_at_head, head_revisions
 from worker.settings import Settings
 
 CONTRACT_TABLES = {"tenants", "action_logs", "audit_logs"}

@@ -15,9 +15,9 @@ import pytest
 from tests.checker import check_exactly_once
 from tests.integration.test_migrations import alembic
 from tests.streams import create_topics, produce, stream_settings, wait_drained
-from worker.admin import create_tenant, set_tenant_active
-from worker.app import run_worker
-from worker.eventgen import EventFactory
+from worker.devtools.eventgen import EventFactory
+from worker.ops.admin import create_tenant, set_tenant_active
+from worker.service.app import run_worker
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)

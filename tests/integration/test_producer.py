@@ -10,8 +10,8 @@ from schemas import ActionEvent, AuditEvent
 from tests.helpers import command_env, run_command
 from tests.services import Services
 from tests.streams import create_topics, stream_settings
-from worker.eventgen import EventFactory
-from worker.producer import EventPublisher
+from worker.devtools.eventgen import EventFactory
+from worker.ops.publisher import EventPublisher
 from worker.settings import Settings
 
 

@@ -11,8 +11,8 @@ from tests.checker import check_exactly_once
 from tests.integration.test_migrations import alembic
 from tests.integration.test_pipeline_e2e import make_tenants, running_worker
 from tests.streams import create_topics, produce, stream_settings, wait_drained, wait_until
-from worker.app import run_worker
-from worker.eventgen import EventFactory
+from worker.devtools.eventgen import EventFactory
+from worker.service.app import run_worker
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(300)

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from tests.integration.test_migrations import alembic
-from worker.embedded import free_port
+from worker.devtools.embedded import free_port
 from worker.errors import PartitionsFencedError, TransientError
 from worker.records import (
     Accepted,
@@ -27,7 +27,7 @@ from worker.records import (
     TopicPartition,
 )
 from worker.settings import Settings
-from worker.sink import PostgresSink, keep_session, prepare_connection
+from worker.write.sink import PostgresSink, keep_session, prepare_connection
 
 GROUP = "log-ingest-test"
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

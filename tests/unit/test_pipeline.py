@@ -10,14 +10,14 @@ from collections.abc import Collection, Mapping
 import orjson
 import pytest
 
+from worker.devtools.eventgen import EventFactory
 from worker.errors import BreakerTrippedError, PartitionsFencedError, TransientError
-from worker.eventgen import EventFactory
-from worker.health import Readiness
 from worker.pipeline import Pipeline
 from worker.records import Batch, RawRecord, TopicPartition, WriteResult
+from worker.service.health import Readiness
+from worker.service.stats import PipelineStats
 from worker.settings import Settings
-from worker.stats import PipelineStats
-from worker.tenants import TenantCache
+from worker.tenants.cache import TenantCache
 
 TENANT = uuid.uuid4()
 TP = TopicPartition("action-events", 0)

@@ -14,7 +14,7 @@ import schemas
 from schemas import SUPPORTED_SCHEMA_VERSIONS, ActionEvent, AuditEvent
 from schemas.events import MAX_INT4, MAX_JSON_DEPTH, validation_context
 from schemas.export import json_schemas, write_json_schemas
-from worker.models import ActionStatus, ActionType
+from worker.db.models import ActionStatus, ActionType
 
 SCHEMA_DIR = Path(schemas.__file__).resolve().parent
 

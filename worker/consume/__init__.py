@@ -1,0 +1,1 @@
+"""Consume stage: Kafka group membership, seeking to PostgreSQL's positions, fetching."""

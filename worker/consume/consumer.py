@@ -1,0 +1,201 @@
+"""The Kafka side of the worker: group membership, seeking to PostgreSQL's offsets, fetching.
+
+Contract: offsets are never committed automatically. On assignment each
+partition is positioned at the next_offset stored in PostgreSQL (the source of
+truth), or at the beginning when none is stored. ``commit`` afterwards only
+notes what PostgreSQL already holds; a background task tells Kafka, so that lag
+tools see progress. A write never waits for Kafka: a broker that is slow or
+gone must not hold events back from PostgreSQL (a commit can hang for as long as
+the coordinator is unreachable). ``fetch`` does not block longer than asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetadata
+from aiokafka import TopicPartition as KafkaTopicPartition
+from aiokafka.errors import KafkaError
+
+from worker.consume.kafka_config import client_options
+from worker.records import RawRecord, TopicPartition
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+_new = tuple.__new__
+COMMIT_TIMEOUT_S = 5.0  # one commit to Kafka; a normal one takes milliseconds
+COMMIT_RETRY_S = 1.0  # pause before telling Kafka again after a failed commit
+
+LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
+OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
+OnRevoked = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self._source = source
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._source.partitions_revoked({TopicPartition(*tp) for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._source.partitions_assigned([TopicPartition(*tp) for tp in assigned])
+
+
+class KafkaSource:
+    """One consumer in the group, over the action and audit topics."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        load_offsets: LoadOffsets,
+        on_assigned: OnAssigned,
+        on_revoked: OnRevoked,
+    ) -> None:
+        self._topics = (settings.kafka_action_topic, settings.kafka_audit_topic)
+        self._load_offsets = load_offsets
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._consumer = AIOKafkaConsumer(
+            group_id=settings.kafka_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
+            fetch_max_bytes=32 * 1024 * 1024,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            check_crcs=settings.kafka_check_crcs,
+            **client_options(settings),
+        )
+        self._unmirrored: dict[TopicPartition, int] = {}  # noted, not yet told to Kafka
+        self._mirroring: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
+
+    async def stop(self) -> None:
+        """Tell Kafka the last offsets, leave the group (revoking what is assigned), close."""
+        await self.flush_commits()
+        await self._consumer.stop()
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(*tp) for tp in self._consumer.assignment()}
+
+    async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        # tuple.__new__: the NamedTuple's own __new__ is Python code, run per message.
+        return [
+            _new(RawRecord, (m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+            for messages in batches.values()
+            for m in messages
+        ]
+
+    def highwaters(self) -> dict[TopicPartition, int]:
+        """The log end of each owned partition, as last seen by fetches (for lag)."""
+        ends = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
+        return {TopicPartition(*tp): end for tp, end in ends.items() if end is not None}
+
+    async def probe(self) -> None:
+        """Ask the cluster for its metadata: raises when no broker answers."""
+        await self._consumer.topics()
+
+    def pause(self) -> None:
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        self._consumer.resume(*self._consumer.assignment())
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Note PostgreSQL's new offsets; the background mirror tells Kafka (for lag tools)."""
+        self._unmirrored.update(offsets)
+        self._mirror_soon()
+
+    async def flush_commits(self, within_s: float = COMMIT_TIMEOUT_S) -> None:
+        """Give the mirror ``within_s`` to tell Kafka what is noted, then stop it."""
+        self._mirror_soon()
+        if self._mirroring is not None:
+            await asyncio.wait({self._mirroring}, timeout=within_s)
+            self._mirroring.cancel()
+            await asyncio.wait({self._mirroring})  # done, so the next note starts a mirror
+
+    def _mirror_soon(self) -> None:
+        if self._unmirrored and (self._mirroring is None or self._mirroring.done()):
+            self._mirroring = asyncio.create_task(self._mirror())
+
+    async def _mirror(self) -> None:
+        """Commit the latest noted offsets until none are left; never raises.
+
+        An offset is forgotten only once Kafka has it (or its partition is no longer
+        ours), so that a commit cut short by ``flush_commits`` is made again later.
+        """
+        while self._unmirrored:
+            offsets = dict(self._unmirrored)
+            if not await self._commit(offsets):
+                await asyncio.sleep(COMMIT_RETRY_S)
+                continue
+            for tp, offset in offsets.items():
+                if self._unmirrored.get(tp) == offset:  # not noted again meanwhile
+                    del self._unmirrored[tp]
+
+    async def _commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """One commit of the offsets of partitions still owned; False when it failed."""
+        owned = self._consumer.assignment()
+        to_commit = {
+            KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "")
+            for tp, offset in offsets.items()
+            if KafkaTopicPartition(*tp) in owned
+        }
+        if not to_commit:
+            return True
+        try:
+            await asyncio.wait_for(self._consumer.commit(to_commit), COMMIT_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            log.info("kafka_commit_skipped", error=type(exc).__name__)
+            return False
+        return True
+
+    async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
+        """Position the partitions at PostgreSQL's offsets again (after being fenced).
+
+        The seeks happen at the very end, with no await after them: the caller
+        can record the new positions before any record from them is returned.
+        """
+        stored = await self._load_offsets(list(partitions))
+        await self._seek(partitions, stored)
+        return stored
+
+    async def _seek(
+        self, partitions: Collection[TopicPartition], stored: Mapping[TopicPartition, int]
+    ) -> None:
+        missing = [KafkaTopicPartition(*tp) for tp in partitions if tp not in stored]
+        beginnings = await self._consumer.beginning_offsets(missing) if missing else {}
+        # From here on no await: every seek is done before the event loop runs anything else.
+        for tp in partitions:
+            kafka_tp = KafkaTopicPartition(*tp)
+            self._consumer.seek(kafka_tp, stored[tp] if tp in stored else beginnings[kafka_tp])
+
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # aiokafka starts fetching from Kafka's committed offsets as soon as the group
+        # assigns; nothing may be returned before we are at PostgreSQL's offsets.
+        kafka_tps = [KafkaTopicPartition(*tp) for tp in assigned]
+        self._consumer.pause(*kafka_tps)
+        stored = await self._load_offsets(assigned)
+        await self._seek(assigned, stored)
+        self._on_assigned({tp: stored.get(tp) for tp in assigned})
+        self._consumer.resume(*kafka_tps)
+        self._mirror_soon()  # what a rebalance cut short, for partitions that stay ours
+        log.info("partitions_assigned", partitions=_names(assigned))
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        log.info("partitions_revoked", partitions=_names(revoked))
+        await self._on_revoked(revoked)
+        await self.flush_commits()  # while the group still counts us as their owner
+
+
+def _names(partitions: Collection[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)

@@ -1,0 +1,1 @@
+"""``log-ingest bench``: the worker beside COPY, a raw pipe and the libraries' floor."""

@@ -1,0 +1,1 @@
+"""Operator tasks behind the CLI (tenants, rejects) and the producers' publisher."""

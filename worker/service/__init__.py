@@ -1,0 +1,1 @@
+"""The ``log-ingest run`` process: start-up, signals, supervision, health, metrics, logs."""

@@ -1,0 +1,104 @@
+"""Readiness and the worker's HTTP endpoints: ``/healthz``, ``/readyz`` and ``/metrics``.
+
+``Readiness`` is the set of reasons the worker cannot make progress right now
+(empty means ready). The server is a few lines of asyncio: three GET routes
+need no web framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from worker.service.metrics import Metrics
+
+MAX_REQUEST_BYTES = 8192
+READ_TIMEOUT_S = 5.0
+
+
+class Readiness:
+    """Stages add a reason when they cannot make progress and remove it when they can."""
+
+    STARTING = "starting"
+    NO_ASSIGNMENT = "no_partitions_assigned"
+    DATABASE = "database_unavailable"
+    BROKER = "broker_unavailable"
+    STOPPING = "stopping"
+
+    def __init__(self) -> None:
+        self._reasons: set[str] = {self.STARTING}
+
+    @property
+    def ready(self) -> bool:
+        return not self._reasons
+
+    @property
+    def reasons(self) -> list[str]:
+        return sorted(self._reasons)
+
+    def fail(self, reason: str) -> None:
+        self._reasons.add(reason)
+
+    def clear(self, reason: str) -> None:
+        self._reasons.discard(reason)
+
+
+class HealthServer:
+    """Serves the three endpoints on 0.0.0.0 (or the given host) and ``port``."""
+
+    def __init__(self, readiness: Readiness, metrics: Metrics, host: str, port: int) -> None:
+        self._readiness = readiness
+        self._metrics = metrics
+        self._host, self._port = host, port
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when asked for port 0)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            status, content_type, body = self._route(request[:MAX_REQUEST_BYTES])
+            head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass  # a client that cannot send a request gets nothing
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def _route(self, request: bytes) -> tuple[str, str, bytes]:
+        method, _, rest = request.partition(b" ")
+        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+        if method != b"GET":
+            return "405 Method Not Allowed", "text/plain", b"only GET\n"
+        if path == b"/healthz":
+            return "200 OK", "application/json", b'{"status":"ok"}'
+        if path == b"/readyz":
+            return self._ready()
+        if path == b"/metrics":
+            self._metrics.ready.set(1 if self._readiness.ready else 0)
+            return "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._metrics.registry)
+        return "404 Not Found", "text/plain", b"not found\n"
+
+    def _ready(self) -> tuple[str, str, bytes]:
+        body = orjson.dumps({"ready": self._readiness.ready, "reasons": self._readiness.reasons})
+        status = "200 OK" if self._readiness.ready else "503 Service Unavailable"
+        return status, "application/json", body

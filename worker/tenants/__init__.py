@@ -1,0 +1,1 @@
+"""Tenant stage: the in-memory tenant cache and its invalidation."""

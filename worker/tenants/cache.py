@@ -1,0 +1,193 @@
+"""The in-memory tenant cache: active, inactive or unknown, with one query per batch for misses.
+
+Entries expire after ``ttl_s`` (unknown ids after the shorter ``negative_ttl_s``),
+and the LRU bound keeps memory flat. ``TenantListener`` evicts an entry as
+soon as PostgreSQL NOTIFYs ``tenant_changed`` (a trigger fires it on
+deactivation, re-activation, key rotation and delete); the TTL is the fallback
+when the notification connection is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from worker.records import Accepted, Decoded, Reject, RejectReason
+from worker.write.sink import transient_as_error
+
+TENANT_CHANNEL = "tenant_changed"
+log = structlog.get_logger(__name__)
+
+
+class TenantStatus(enum.Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    UNKNOWN = "unknown"
+
+
+class TenantSource(Protocol):
+    """Where tenants are looked up on a miss."""
+
+    async def fetch(self, ids: Collection[UUID]) -> dict[UUID, bool]:
+        """is_active of each id that exists; missing ids are unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    status: TenantStatus
+    expires_at: float
+
+
+class TenantCache:
+    """A bounded, expiring map tenant id -> status, filled one batch at a time."""
+
+    def __init__(
+        self,
+        source: TenantSource,
+        *,
+        max_size: int,
+        ttl_s: float,
+        negative_ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._entries: OrderedDict[UUID, _Entry] = OrderedDict()
+        self._max_size = max_size
+        self._ttl_s = ttl_s
+        self._negative_ttl_s = negative_ttl_s
+        self._clock = clock
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def resolve(self, ids: Iterable[UUID]) -> dict[UUID, TenantStatus]:
+        """The status of every id; all misses are fetched in one query."""
+        now = self._clock()
+        found: dict[UUID, TenantStatus] = {}
+        missing: set[UUID] = set()
+        for tenant_id in set(ids):
+            entry = self._entries.get(tenant_id)
+            if entry is not None and entry.expires_at > now:
+                self._entries.move_to_end(tenant_id)
+                found[tenant_id] = entry.status
+            else:
+                missing.add(tenant_id)
+        self.hits += len(found)
+        self.misses += len(missing)
+        if missing:
+            fetched = await self._source.fetch(missing)
+            for tenant_id in missing:
+                found[tenant_id] = self._store(tenant_id, fetched.get(tenant_id), now)
+        return found
+
+    def invalidate(self, tenant_id: UUID) -> None:
+        self._entries.pop(tenant_id, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _store(self, tenant_id: UUID, is_active: bool | None, now: float) -> TenantStatus:
+        if is_active is None:
+            status, ttl = TenantStatus.UNKNOWN, self._negative_ttl_s
+        else:
+            status = TenantStatus.ACTIVE if is_active else TenantStatus.INACTIVE
+            ttl = self._ttl_s
+        self._entries[tenant_id] = _Entry(status, now + ttl)
+        self._entries.move_to_end(tenant_id)
+        while len(self._entries) > self._max_size:
+            self._entries.popitem(last=False)
+        return status
+
+
+def apply_tenants(decoded: list[Decoded], statuses: dict[UUID, TenantStatus]) -> list[Decoded]:
+    """Turn events of unknown or inactive tenants into rejects; keep the rest as they are."""
+    active = TenantStatus.ACTIVE
+    return [
+        item
+        if type(item) is not Accepted or statuses.get(item.row.tenant_id) is active
+        else _refused(item, statuses.get(item.row.tenant_id, TenantStatus.UNKNOWN))
+        for item in decoded
+    ]
+
+
+def _refused(item: Accepted, status: TenantStatus) -> Reject:
+    if status is TenantStatus.INACTIVE:
+        return Reject(item.record, RejectReason.INACTIVE_TENANT, "tenant_id: inactive")
+    return Reject(item.record, RejectReason.UNKNOWN_TENANT, "tenant_id: no such tenant")
+
+
+def tenant_ids(decoded: Iterable[Decoded]) -> set[UUID]:
+    return {item.row.tenant_id for item in decoded if isinstance(item, Accepted)}
+
+
+class PostgresTenantSource:
+    """Looks tenants up in the ``tenants`` table."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def fetch(self, ids: Collection[UUID]) -> dict[UUID, bool]:
+        with transient_as_error("looking up tenants"):
+            rows = await self._pool.fetch(
+                "SELECT id, is_active FROM tenants WHERE id = ANY($1::uuid[])", list(ids)
+            )
+        return {row["id"]: row["is_active"] for row in rows}
+
+
+class TenantListener:
+    """Keeps a LISTEN connection open and evicts tenants as PostgreSQL reports changes."""
+
+    def __init__(
+        self, dsn: str, cache: TenantCache, *, retry_s: float = 1.0, probe_every_s: float = 10.0
+    ) -> None:
+        self._dsn = dsn
+        self._cache = cache
+        self._retry_s = retry_s
+        self._probe_every_s = probe_every_s
+        self.listening = asyncio.Event()
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting after a lost connection."""
+        while True:
+            try:
+                await self._listen_once()
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("tenant_listener_down", error=type(exc).__name__)
+            self.listening.clear()
+            # Changes may have been missed while disconnected: start from a clean slate.
+            self._cache.clear()
+            await asyncio.sleep(self._retry_s)
+
+    async def _listen_once(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _: lost.set())
+            await connection.add_listener(TENANT_CHANNEL, self._on_notify)
+            self._cache.clear()
+            self.listening.set()
+            while not lost.is_set():
+                # A silent network would never fire the termination listener: probe it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self._probe_every_s)
+                await connection.execute("SELECT 1", timeout=self._probe_every_s)
+        finally:
+            await connection.close(timeout=2)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            self._cache.invalidate(UUID(str(payload)))
+        except ValueError:
+            self._cache.clear()

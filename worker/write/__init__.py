@@ -1,0 +1,1 @@
+"""Write stage: batches, write lanes, and the one PostgreSQL transaction per batch."""
