@@ -51,7 +51,12 @@ def _tenant_fk() -> sa.Column[object]:
 def upgrade() -> None:
     action_type_enum.create(op.get_bind())
     action_status_enum.create(op.get_bind())
+    _create_tenants()
+    _create_action_logs()
+    _create_audit_logs()
 
+
+def _create_tenants() -> None:
     op.create_table(
         "tenants",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
@@ -68,6 +73,8 @@ def upgrade() -> None:
     op.create_index("ix_tenants_is_active", "tenants", ["is_active"])
     op.create_index("ix_tenants_name", "tenants", ["name"])
 
+
+def _create_action_logs() -> None:
     op.create_table(
         "action_logs",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
@@ -93,6 +100,8 @@ def upgrade() -> None:
     op.create_index("ix_action_logs_tenant_created", "action_logs", ["tenant_id", "created_at"])
     op.create_index("ix_action_logs_tenant_id", "action_logs", ["tenant_id"])
 
+
+def _create_audit_logs() -> None:
     op.create_table(
         "audit_logs",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
