@@ -1,4 +1,4 @@
-"""The migrations create exactly the contract of SCHEMA.md and undo it completely."""
+"""The migrations create exactly the contract of docs/contract.md and undo it completely."""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ from worker.service.retry import Backoff
 from worker.service.stats import PipelineStats
 from worker.settings import Settings
 from worker.tenants.cache import PostgresTenantSource, TenantCache, TenantListener
-from worker.write.sink import PostgresSink, keep_session, prepare_connection
+from worker.write.connection import keep_session, prepare_connection
+from worker.write.sink import PostgresSink
 
 log = structlog.get_logger(__name__)
 SUMMARY_EVERY_S = 5.0

@@ -22,8 +22,8 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from worker.db.errors import transient_as_error
 from worker.records import Accepted, Decoded, Reject, RejectReason
-from worker.write.sink import transient_as_error
 
 TENANT_CHANNEL = "tenant_changed"
 log = structlog.get_logger(__name__)

@@ -1,4 +1,4 @@
-"""The SQL of the write stage (``worker.write.sink``), kept apart so the logic reads on its own.
+"""The SQL of the write stage (``worker.write``), kept apart so that the logic reads on its own.
 
 Events are COPYed (binary) into temporary staging tables with loose types
 (text, bigint), so that most bad values fail in the ``INSERT ... SELECT`` with
@@ -23,7 +23,7 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage_audits (
 ) ON COMMIT DELETE ROWS;
 """
 # Rows of ids not stored yet are COPYed straight into the tables, in these columns (for
-# one event, created_at = updated_at = occurred_at; see worker.write.sink.plan_actions): it costs
+# one event, created_at = updated_at = occurred_at; see worker.write.plan.plan_actions): it costs
 # PostgreSQL about a quarter less than staging them and merging with INSERT ... ON CONFLICT.
 ACTION_COLUMNS = (
     "id", "tenant_id", "action_type", "provider_name", "request_payload", "response_data",

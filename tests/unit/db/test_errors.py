@@ -1,4 +1,4 @@
-"""The sink's error classification: retry the batch, reject the row, or stop."""
+"""PostgreSQL error classification: retry the batch, reject the row, or stop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from asyncpg import exceptions as pg
 
-from worker.write.sink import classify, describe
+from worker.db.errors import classify, describe
 
 TRANSIENT = [
     ConnectionRefusedError(111, "Connection refused"),

@@ -1,4 +1,4 @@
-"""The sink's pure logic: what is COPYed and what is merged, rejects in parts."""
+"""The write stage's planning: what is COPYed and what is merged, rejects in parts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 from worker.records import Accepted, ActionRow, RawRecord, Reject, RejectReason
-from worker.write.sink import merged_record, parts_within, plan_actions
+from worker.write.plan import merged_record, parts_within, plan_actions
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ACTION_ID, TENANT = uuid.uuid4(), uuid.uuid4()
@@ -23,6 +23,7 @@ def row(
 
 
 def test_latest_fields_and_earliest_created_at_in_any_order() -> None:
+    """Events of one new id merge into the latest fields and the earliest created_at."""
     events = [row(T0, "pending"), row(T0 + timedelta(seconds=3), "success"),
               row(T0 + timedelta(seconds=1), "retry")]  # fmt: skip
     records = {merged_record(list(order)) for order in itertools.permutations(events)}
@@ -30,11 +31,13 @@ def test_latest_fields_and_earliest_created_at_in_any_order() -> None:
 
 
 def test_exact_duplicates_make_one_record() -> None:
+    """The same event twice makes the record of the event alone."""
     event = row(T0 + timedelta(seconds=2), "success")
     assert merged_record([event, event]) == (*event[:-1], event.occurred_at, event.occurred_at)
 
 
 def test_the_same_instant_in_another_offset_is_a_duplicate() -> None:
+    """One instant written in two UTC offsets is one instant, not a tie."""
     utc = row(T0, "success")
     paris = row(T0.astimezone(timezone(timedelta(hours=1))), "success")
     record = merged_record([utc, paris])
@@ -43,6 +46,7 @@ def test_the_same_instant_in_another_offset_is_a_duplicate() -> None:
 
 
 def test_different_events_at_the_latest_instant_are_left_to_postgresql() -> None:
+    """Events that differ (by a byte) at the latest instant make no record in Python."""
     at = T0 + timedelta(seconds=4)
     tied = [row(T0), row(at, "success", '{"x": 1}'), row(at, "failure", '{"x": 2}')]
     assert merged_record(tied) is None
@@ -50,6 +54,8 @@ def test_different_events_at_the_latest_instant_are_left_to_postgresql() -> None
 
 
 def test_rejects_are_stored_in_parts_of_bounded_size() -> None:
+    """Rejects are cut into parts whose raw bytes, capped per reject, stay within the bound."""
+
     def reject(size: int) -> Reject:
         record = RawRecord("t", 0, size, None, b"x" * size, 0)
         return Reject(record, RejectReason.TOO_LARGE, "too large")
@@ -61,6 +67,7 @@ def test_rejects_are_stored_in_parts_of_bounded_size() -> None:
 
 
 def test_only_stored_ids_and_ties_are_left_to_the_merge() -> None:
+    """New ids are COPYed, merged in Python if repeated; stored ids and ties go to the merge."""
     stored, single, lifecycle, tied = (uuid.uuid4() for _ in range(4))
     at = T0 + timedelta(seconds=1)
     rows = [row(T0, action_id=stored), row(T0, action_id=single),
