@@ -69,10 +69,6 @@ class Settings(BaseSettings):
     retry_backoff_initial_s: float = Field(default=0.1, gt=0)
     retry_backoff_max_s: float = Field(default=10.0, gt=0)
 
-    # Test hook of the fault suite: exit abruptly between the database commit and the
-    # Kafka commit, to prove that this window loses and doubles nothing.
-    fault_exit_after_db_commit: bool = False
-
     # Tenant cache.
     tenant_cache_size: int = Field(default=100_000, ge=1)
     tenant_cache_ttl_s: float = Field(default=60.0, gt=0)
