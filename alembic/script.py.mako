@@ -14,6 +14,10 @@ revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+# The oldest build head this migration keeps working (worker.db.compatibility):
+# its down_revision when it only expands (new tables, nullable columns, indexes built
+# CONCURRENTLY); its own revision when it contracts (drops, renames, alters a column).
+compatible_with: str = ${repr(down_revision if isinstance(down_revision, str) else up_revision)}
 
 
 def upgrade() -> None:

@@ -2,7 +2,9 @@
 
 Exit codes a pipeline can rely on: 0 success, 1 the operation failed
 (migration rolled back, ...), 2 bad configuration or usage, 3 the database
-schema does not match this build, 4 the reject circuit breaker stopped the worker.
+schema does not match this build, 4 the reject circuit breaker stopped the worker;
+``migrate --check`` also: 10 migrations pending, 11 the database is newer than
+this build and compatible with it.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ import sys
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from worker.errors import BreakerTrippedError, ConfigError, IngestError, SchemaError
 from worker.ops import admin
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 
 T = TypeVar("T")
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_SCHEMA = 3
 EXIT_BREAKER = 4
+# `migrate --check` only: migrations are pending; the database is newer and compatible.
+EXIT_PENDING = 10
+EXIT_NEWER = 11
 
 app = typer.Typer(
     name="log-ingest",
@@ -41,19 +47,50 @@ def migrate(
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the SQL instead of running it.")
     ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Change nothing; exit 0 at head, 10 pending, 11 newer and compatible, "
+            "3 incompatible.",
+        ),
+    ] = False,
 ) -> None:
     """Bring the database schema to head (safe when several jobs start at once)."""
     from worker.db.migrations import migrate as run_migrate
 
-    result = run_migrate(load_settings(), sql=sql)
+    if sql and check:
+        raise typer.BadParameter("--sql and --check exclude each other", param_hint="--check")
+    settings = load_settings()
+    if check:
+        _check_migrations(settings)
+    result = run_migrate(settings, sql=sql)
     if sql:
         return
     after = ", ".join(result.after)
-    if result.applied:
+    if result.newer is not None:
+        typer.echo(f"nothing to do: {result.newer.message}", err=True)
+    elif result.applied:
         before = ", ".join(result.before) or "base"
         typer.echo(f"migrated: {before} -> {after}", err=True)
     else:
         typer.echo(f"already at head: {after}", err=True)
+
+
+def _check_migrations(settings: Settings) -> NoReturn:
+    """``migrate --check``: one line on stderr, and an exit code per verdict."""
+    from worker.db.compatibility import Verdict
+    from worker.db.migrations import check_schema
+
+    found = check_schema(settings)
+    codes = {
+        Verdict.AT_HEAD: EXIT_OK,
+        Verdict.BEHIND: EXIT_PENDING,
+        Verdict.NEWER_COMPATIBLE: EXIT_NEWER,
+        Verdict.INCOMPATIBLE: EXIT_SCHEMA,
+    }
+    typer.echo(f"{found.verdict.value}: {found.message}", err=True)
+    raise typer.Exit(codes[found.verdict])
 
 
 @app.command()

@@ -4,7 +4,7 @@ Grouped by what the caller does with them::
 
     IngestError                 base of everything this package raises on purpose
     ├── ConfigError             bad configuration: print one line, exit 2
-    ├── SchemaError             the database schema is not what this build expects
+    ├── SchemaError             the schema is not one this build can run against: exit 3
     │   └── SchemaBehindError   not at the migration head: refuse to start
     ├── MigrationError          a migration failed (lock timeout, SQL error): exit 1
     ├── TransientError          database or broker unavailable: retry the batch, pause, not ready
@@ -29,7 +29,7 @@ class ConfigError(IngestError):
 
 
 class SchemaError(IngestError):
-    """The database schema does not match what this build expects."""
+    """The schema is not one this build can run against (newer and incompatible, ...)."""
 
 
 class SchemaBehindError(SchemaError):

@@ -15,6 +15,8 @@ revision: str = "001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Contracting: the first schema; no build before it can run against it.
+compatible_with: str = "001"
 
 ACTION_TYPES = (
     "crm_create", "crm_update", "crm_delete", "crm_get", "crm_list", "crm_search",

@@ -15,6 +15,8 @@ revision: str = "002"
 down_revision: str | None = "001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Expand-only: new tables, and a trigger that only notifies; a build at 001 keeps working.
+compatible_with: str = "001"
 
 # The tenant cache LISTENs on this channel; the payload is the tenant id as text.
 NOTIFY_FUNCTION = """

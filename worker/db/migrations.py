@@ -5,6 +5,10 @@ Every online run goes through ``alembic/env.py``, which calls
 turns (the later ones find nothing to do), and ``lock_timeout`` makes a
 migration blocked by a table lock fail fast instead of queueing every other
 query behind it.
+
+Rolling deploys and rollbacks follow expand/contract (``worker.db.compatibility``):
+a worker starts against its head or a newer schema whose compatibility record
+accepts it; ``migrate`` of an older build leaves such a schema alone.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
+from worker.db.compatibility import SchemaStatus, Verdict, inspect_schema
+from worker.db.engine import create_engine
 from worker.errors import MigrationError, SchemaBehindError, SchemaError
 from worker.settings import Settings
 
@@ -36,6 +42,8 @@ class MigrationResult:
 
     before: tuple[str, ...]
     after: tuple[str, ...]
+    # Set when the database was already past this build's head and compatible with it.
+    newer: SchemaStatus | None = None
 
     @property
     def applied(self) -> bool:
@@ -65,10 +73,19 @@ def lock_for_migration(connection: Connection, lock_timeout_s: float) -> None:
     connection.commit()
 
 
-def migrate(settings: Settings, *, sql: bool = False) -> MigrationResult:
-    """``alembic upgrade head`` (or its SQL with ``sql``); errors say what to do."""
-    config = alembic_config()
+def migrate(
+    settings: Settings, *, sql: bool = False, config: Config | None = None
+) -> MigrationResult:
+    """``alembic upgrade head`` (or its SQL with ``sql``); errors say what to do.
+
+    A database that a newer release already migrated is left alone: nothing to
+    do when its compatibility record accepts this build, ``SchemaError`` when not.
+    ``config`` replaces the project's alembic configuration (tests add migrations).
+    """
+    config = config or alembic_config()
     config.attributes["settings"] = settings
+    # env.py judges a newer database under the migration lock, instead of failing on it.
+    config.attributes["judge_newer"] = True
     try:
         command.upgrade(config, "head", sql=sql)
     except DBAPIError as exc:
@@ -76,7 +93,13 @@ def migrate(settings: Settings, *, sql: bool = False) -> MigrationResult:
     except OSError as exc:
         raise MigrationError(f"cannot reach PostgreSQL: {exc.strerror or exc}") from exc
     before = tuple(config.attributes.get("heads_before", ()))
-    return MigrationResult(before=before, after=head_revisions())
+    newer: SchemaStatus | None = config.attributes.get("newer")
+    if newer is not None:
+        if newer.verdict is Verdict.INCOMPATIBLE:
+            raise SchemaError(newer.message)
+        return MigrationResult(before=before, after=before, newer=newer)
+    heads = ScriptDirectory.from_config(config).get_heads()
+    return MigrationResult(before=before, after=tuple(heads))
 
 
 def _migration_error(exc: DBAPIError) -> MigrationError:
@@ -86,33 +109,48 @@ def _migration_error(exc: DBAPIError) -> MigrationError:
             "migration gave up waiting for a table lock (lock_timeout); "
             "nothing was changed, retry when the blocking session is gone"
         )
-    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-    return MigrationError(f"migration failed and was rolled back: {reason}")
+    return MigrationError(f"migration failed and was rolled back: {_reason(exc)}")
 
 
-async def current_revisions(engine: AsyncEngine) -> tuple[str, ...]:
-    """The revision(s) the database is at; empty when never migrated."""
+def _reason(exc: DBAPIError) -> str:
+    return str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+
+
+async def schema_status(engine: AsyncEngine) -> SchemaStatus:
+    """How the database's revision relates to this build (``migrate --check``, start-up)."""
+    script = await asyncio.to_thread(lambda: ScriptDirectory.from_config(alembic_config()))
     async with engine.connect() as connection:
-        heads = await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_heads()
-        )
-    return tuple(heads)
+        return await connection.run_sync(inspect_schema, script)
 
 
-async def ensure_schema_at_head(engine: AsyncEngine) -> None:
-    """Refuse to run against a schema that is behind (or ahead of) this build."""
-    current = await current_revisions(engine)
-    heads = await asyncio.to_thread(head_revisions)
-    if set(current) == set(heads):
-        return
-    script = ScriptDirectory.from_config(alembic_config())
-    known = {rev.revision for rev in script.walk_revisions()}
-    if any(rev not in known for rev in current):
-        raise SchemaError(
-            f"database is at revision {', '.join(current)}, unknown to this build "
-            f"(head {', '.join(heads)}): was a newer version deployed?"
-        )
-    raise SchemaBehindError(
-        f"database schema is at {', '.join(current) or 'base'} but this build needs "
-        f"{', '.join(heads)}: run `log-ingest migrate` first"
-    )
+def check_schema(settings: Settings) -> SchemaStatus:
+    """``migrate --check``: the verdict on the database, changing nothing."""
+
+    async def inspect() -> SchemaStatus:
+        engine = create_engine(settings, poolclass=NullPool)
+        try:
+            return await schema_status(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(inspect())
+    except DBAPIError as exc:
+        raise MigrationError(f"cannot read the schema's revision: {_reason(exc)}") from exc
+    except OSError as exc:
+        raise MigrationError(f"cannot reach PostgreSQL: {exc.strerror or exc}") from exc
+
+
+async def ensure_schema_at_head(engine: AsyncEngine) -> SchemaStatus:
+    """Refuse a schema that is behind this build, or newer and not compatible with it.
+
+    A newer schema whose compatibility record names this build's head (or an
+    ancestor of it) is accepted: that is how old workers keep running during a
+    rolling deploy of an expand-only migration, and after a rollback.
+    """
+    status = await schema_status(engine)
+    if status.verdict is Verdict.BEHIND:
+        raise SchemaBehindError(status.message)
+    if status.verdict is Verdict.INCOMPATIBLE:
+        raise SchemaError(status.message)
+    return status

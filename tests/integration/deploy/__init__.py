@@ -1,0 +1,1 @@
+"""Deploys as they happen: rolling restarts, rollbacks and migrate jobs against a newer schema."""
