@@ -1,7 +1,8 @@
-"""SQLAlchemy models of the tables in the data contract (SCHEMA.md).
+"""SQLAlchemy models of the tables in the data contract (docs/contract.md).
 
 The migrations in ``alembic/versions`` create exactly these; a test compares
-the two with alembic's autogenerate so that they cannot drift apart.
+the two with alembic's autogenerate so that they cannot drift apart. The enum
+types take their values from the contract's enums in ``schemas.enums``.
 """
 
 from __future__ import annotations
@@ -30,46 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from schemas.enums import ActionStatus, ActionType
+
 EMPTY_JSON = text("'{}'::jsonb")
-
-
-class ActionType(enum.StrEnum):
-    """What an adapter service did; values and order are part of the contract."""
-
-    CRM_CREATE = "crm_create"
-    CRM_UPDATE = "crm_update"
-    CRM_DELETE = "crm_delete"
-    CRM_GET = "crm_get"
-    CRM_LIST = "crm_list"
-    CRM_SEARCH = "crm_search"
-    HELPDESK_CREATE_TICKET = "helpdesk_create_ticket"
-    HELPDESK_UPDATE_TICKET = "helpdesk_update_ticket"
-    HELPDESK_GET_TICKET = "helpdesk_get_ticket"
-    HELPDESK_LIST_TICKETS = "helpdesk_list_tickets"
-    HELPDESK_ADD_COMMENT = "helpdesk_add_comment"
-    CALENDAR_CREATE_EVENT = "calendar_create_event"
-    CALENDAR_UPDATE_EVENT = "calendar_update_event"
-    CALENDAR_DELETE_EVENT = "calendar_delete_event"
-    CALENDAR_GET_EVENT = "calendar_get_event"
-    CALENDAR_LIST_EVENTS = "calendar_list_events"
-    EMAIL_SEND = "email_send"
-    EMAIL_GET = "email_get"
-    EMAIL_LIST = "email_list"
-    EMAIL_SEARCH = "email_search"
-    KNOWLEDGE_STORE = "knowledge_store"
-    KNOWLEDGE_SEARCH = "knowledge_search"
-    KNOWLEDGE_GET = "knowledge_get"
-    KNOWLEDGE_DELETE = "knowledge_delete"
-
-
-class ActionStatus(enum.StrEnum):
-    """Where an action is in its lifecycle."""
-
-    PENDING = "pending"
-    SUCCESS = "success"
-    FAILURE = "failure"
-    TIMEOUT = "timeout"
-    RETRY = "retry"
 
 
 def _pg_enum(enum_class: type[enum.StrEnum], name: str) -> Enum:

@@ -5,7 +5,8 @@ message can contain. A plain valid event takes the fast path of
 ``worker.decode.fast``; every other message is judged here, by checks in this
 order, cheapest first, each failure with its own ``RejectReason``: the topic's
 kind, an empty value, the size (before any parsing), UTF-8, JSON, a JSON object,
-``schema_version``, then the wire model of ``schemas.events``. A Reject's
+``schema_version``, then the wire model of ``schemas.events`` (whose limits and
+checks, those of ``schemas.rules``, the fast path applies too). A Reject's
 ``detail`` names field paths and what is wrong, never a value from the message:
 it is stored and logged where payloads must not be.
 """
@@ -22,12 +23,8 @@ import msgspec
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.events import (
-    SUPPORTED_SCHEMA_VERSIONS,
-    ActionEvent,
-    AuditEvent,
-    validation_context,
-)
+from schemas.events import ActionEvent, AuditEvent, validation_context
+from schemas.rules import DEFAULT_SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS
 from worker.decode.fast import ROW_OF, action_json, audit_json
 from worker.records import (
     Accepted,
@@ -118,7 +115,7 @@ def _parse(record: RawRecord, max_bytes: int) -> tuple[bytes, dict[str, Any]] | 
     if type(obj) is not dict:
         detail = f"top level is a JSON {_json_type(obj)}, not an object"
         return Reject(record, RejectReason.NOT_AN_OBJECT, detail)
-    version = obj.get("schema_version", 1)
+    version = obj.get("schema_version", DEFAULT_SCHEMA_VERSION)
     # type() and not isinstance(): true is not version 1.
     if type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:
         detail = f"schema_version: not a supported version (supported: {_VERSIONS_TEXT})"

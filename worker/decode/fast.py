@@ -9,11 +9,13 @@ normalizes it), so numbers are stored exactly, however long.
 This path only ever says yes or "not sure" (None). It declines whenever the slow
 path (the same JSON grammar, then the pydantic models of ``schemas.events``, which
 word every reject) might judge the message differently, and ``worker.decode.decoder``
-then asks the slow path. The invariant, held by a differential test: what this
-accepts, the slow path accepts too, with an equal row. The byte checks in
-``_plain`` exist for that: msgspec skips unknown fields and raw payloads without
-checking their UTF-8 or parsing their numbers, and it accepts ``\\u0000``,
-which PostgreSQL cannot store.
+then asks the slow path. Both take their limits, defaults and checks from
+``schemas.rules``, bound here to module names at import (nothing is looked up per
+event). The invariant, held by a property test (tests/unit/decode/test_agreement.py):
+what this accepts, the slow path accepts too, with an equal row, and what the slow
+path rejects this declines. The byte checks in ``_plain`` exist for that: msgspec
+skips unknown fields and raw payloads without checking their UTF-8 or parsing their
+numbers, and it accepts ``\\u0000``, which PostgreSQL cannot store.
 """
 
 from __future__ import annotations
@@ -25,31 +27,44 @@ from uuid import UUID
 import msgspec
 from pydantic_core import PydanticCustomError
 
-from schemas.events import (
-    MAX_INT4,
+from schemas.enums import ActionStatus, ActionType
+from schemas.rules import (
+    ACTION_MAX_LENGTH,
+    DEFAULT_SCHEMA_VERSION,
+    EXECUTION_TIME_MS_MAX,
+    EXECUTION_TIME_MS_MIN,
+    IP_ADDRESS_MAX_LENGTH,
+    MAX_INT_DIGITS,
     MAX_JSON_DEPTH,
+    NUL_ESCAPE,
+    PROVIDER_NAME_MAX_LENGTH,
+    REQUEST_PAYLOAD_DEFAULT_JSON,
+    RESOURCE_ID_MAX_LENGTH,
+    RESOURCE_TYPE_MAX_LENGTH,
     SUPPORTED_SCHEMA_VERSIONS,
+    USER_ID_MAX_LENGTH,
     canonical_ip,
     check_timestamp,
 )
-from worker.db.models import ActionStatus, ActionType
 from worker.records import ActionRow, AuditRow
 
-# Python refuses to parse longer integers (sys.get_int_max_str_digits); so does msgspec.
-MAX_INT_DIGITS: Final = 4300
 _DIGITS_TO_ZERO: Final = bytes.maketrans(b"0123456789", b"0000000000")
 _DIGITS_RUN: Final = b"0" * (MAX_INT_DIGITS + 1)
 _ALL_BUT_OPENERS_AND_ESCAPES: Final = bytes(byte for byte in range(256) if byte not in b"{[\\")
 
-Str100 = Annotated[str, msgspec.Meta(max_length=100)]
-Str255 = Annotated[str, msgspec.Meta(max_length=255)]
-Int4 = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT4)]
-IpText = Annotated[str, msgspec.Meta(max_length=45)]
+# The limits as msgspec constraints, checked in C while parsing.
+ProviderName = Annotated[str, msgspec.Meta(max_length=PROVIDER_NAME_MAX_LENGTH)]
+UserId = Annotated[str, msgspec.Meta(max_length=USER_ID_MAX_LENGTH)]
+ActionName = Annotated[str, msgspec.Meta(max_length=ACTION_MAX_LENGTH)]
+ResourceType = Annotated[str, msgspec.Meta(max_length=RESOURCE_TYPE_MAX_LENGTH)]
+ResourceId = Annotated[str, msgspec.Meta(max_length=RESOURCE_ID_MAX_LENGTH)]
+ExecutionTimeMs = Annotated[int, msgspec.Meta(ge=EXECUTION_TIME_MS_MIN, le=EXECUTION_TIME_MS_MAX)]
+IpText = Annotated[str, msgspec.Meta(max_length=IP_ADDRESS_MAX_LENGTH)]
 # The enums' values as literals: msgspec checks membership in C and gives the text itself
 # (an enum member's ``.value`` is a Python-level property, 0.1 us each).
 ActionTypeText = Literal[tuple(member.value for member in ActionType)]  # type: ignore[valid-type]
 ActionStatusText = Literal[tuple(member.value for member in ActionStatus)]  # type: ignore[valid-type]
-_EMPTY_OBJECT: Final = msgspec.Raw(b"{}")
+_EMPTY_OBJECT: Final = msgspec.Raw(REQUEST_PAYLOAD_DEFAULT_JSON)
 _ABSENT: Final = msgspec.Raw(b"null")
 
 
@@ -60,10 +75,10 @@ class ActionMessage(msgspec.Struct, gc=False):
     tenant_id: UUID
     occurred_at: str
     action_type: ActionTypeText  # type: ignore[valid-type]  # built from the enum
-    provider_name: Str100
+    provider_name: ProviderName
     status: ActionStatusText  # type: ignore[valid-type]
-    execution_time_ms: Int4
-    schema_version: int = 1
+    execution_time_ms: ExecutionTimeMs
+    schema_version: int = DEFAULT_SCHEMA_VERSION
     request_payload: msgspec.Raw = _EMPTY_OBJECT
     response_data: msgspec.Raw = _ABSENT
     error_message: str | None = None
@@ -76,11 +91,11 @@ class AuditMessage(msgspec.Struct, gc=False):
     id: UUID
     tenant_id: UUID
     occurred_at: str
-    action: Str100
-    resource_type: Str100
-    resource_id: Str255
-    schema_version: int = 1
-    user_id: Str255 | None = None
+    action: ActionName
+    resource_type: ResourceType
+    resource_id: ResourceId
+    schema_version: int = DEFAULT_SCHEMA_VERSION
+    user_id: UserId | None = None
     changes: msgspec.Raw = _ABSENT
     ip_address: IpText | None = None
     user_agent: str | None = None
@@ -211,7 +226,7 @@ def _plain(raw: bytes) -> bool:
     # One pass keeps what opens a level of nesting, and the escapes' backslashes.
     kept = raw.translate(None, _ALL_BUT_OPENERS_AND_ESCAPES)
     escapes = kept.count(b"\\")  # kept is short: a few dozen bytes
-    if escapes and b"\\u0000" in raw:
+    if escapes and NUL_ESCAPE in raw:
         return False
     if len(kept) - escapes > MAX_JSON_DEPTH:
         return False

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from worker.db.models import ActionStatus, ActionType
+from schemas.enums import ActionStatus, ActionType
 from worker.records import RejectReason
 
 PROVIDERS = {
