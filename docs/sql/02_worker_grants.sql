@@ -2,6 +2,7 @@
 -- every `log-ingest migrate` that adds tables. Safe to run again.
 
 GRANT SELECT ON alembic_version TO log_ingest_worker;          -- the start-up schema check
+GRANT SELECT ON schema_compatibility TO log_ingest_worker;     -- whether a newer schema accepts this build
 GRANT SELECT ON tenants TO log_ingest_worker;                  -- the tenant cache
 GRANT SELECT, INSERT, UPDATE ON action_logs TO log_ingest_worker;   -- lifecycle merge (upsert)
 -- Append-only tables: INSERT, and SELECT on just the conflict target that ON CONFLICT reads.
