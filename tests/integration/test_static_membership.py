@@ -1,0 +1,82 @@
+"""Static group membership (``KAFKA_GROUP_INSTANCE_ID``) on the session's broker.
+
+A worker started with an instance id must join the group as a static member (the
+broker names it after the id) and consume exactly once, alone and beside another
+static member. How long partitions go unowned when static members restart is
+measured by ``worker.devtools.rolling_restart`` (docs/kubernetes.md), not here: on
+the embedded broker a rejoin under the same id is not reliably seamless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from tests.checker import check_exactly_once
+from tests.faults.harness import Workers, wait_drained
+from tests.integration.test_migrations import alembic
+from tests.integration.test_pipeline_e2e import make_tenants
+from tests.streams import create_topics, produce, stream_settings, worker_env
+from worker.devtools.eventgen import EventFactory
+from worker.settings import Settings
+
+pytestmark = pytest.mark.timeout(240)
+PARTITIONS = 4
+
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
+    """`log-ingest run` processes; whatever still runs at the end is killed by PID."""
+    started = Workers(tmp_path)
+    try:
+        yield started
+    finally:
+        await started.stop_all()
+
+
+async def prepared(settings: Settings) -> Settings:
+    await alembic(settings, "upgrade", "head")
+    stream = stream_settings(settings)
+    topics = [stream.kafka_action_topic, stream.kafka_audit_topic]
+    await create_topics(stream.kafka_bootstrap_servers, topics, PARTITIONS)
+    return stream
+
+
+async def member_ids(stream: Settings) -> list[str]:
+    """The member ids the broker gave the group's members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stream.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([stream.kafka_group_id])
+    finally:
+        await admin.close()
+    # DescribeGroups: (error_code, group_id, state, protocol_type, protocol, members).
+    (group,) = response.groups
+    return sorted(member[0] for member in group[5])
+
+
+async def test_static_members_join_and_consume_exactly_once(
+    settings: Settings, workers: Workers
+) -> None:
+    """Two workers with instance ids join as static members, share the topics, lose nothing."""
+    stream = await prepared(settings)
+    active, _ = await make_tenants(stream, active=3, inactive=0)
+    factory = EventFactory(active, seed=345)
+    first = await workers.start(worker_env(stream, KAFKA_GROUP_INSTANCE_ID="replica-a"))
+    await first.wait_for_log("partitions_assigned", 60)
+    sent = await produce(stream, factory.mixed(1500, 0.01, stream.max_event_bytes))
+    second = await workers.start(worker_env(stream, KAFKA_GROUP_INSTANCE_ID="replica-b"))
+    await second.wait_for_log("partitions_assigned", 90)
+    sent += await produce(stream, factory.mixed(1500, 0.01, stream.max_event_bytes))
+    await wait_drained(stream, sent, 120, first, second)
+    ids = await member_ids(stream)
+    # A static member's id is its instance id and a suffix (KIP-345); a dynamic one's
+    # would start with the client id.
+    assert [member.split("-", 2)[:2] for member in ids] == [["replica", "a"], ["replica", "b"]]
+    for worker in (first, second):
+        worker.terminate()
+        assert await worker.wait(90) == 0
+    await check_exactly_once(stream.database_url, sent, stream.kafka_group_id)
