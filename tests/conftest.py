@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -11,14 +12,43 @@ import pytest
 from tests.services import Services, choose, log
 from worker.settings import Settings
 
+# "which of the three ways" of each pytest process that started services: under xdist the
+# workers hand theirs to the controller, which lists them all at the end of the run.
+_SERVICES_USED = "test_services_used"
+_services_used: list[str] = []
+
 
 @pytest.fixture(scope="session")
-def services() -> Iterator[Services]:
+def services(request: pytest.FixtureRequest) -> Iterator[Services]:
     """PostgreSQL and Kafka for the whole session; says which of the three ways it used."""
     with choose()() as found:
-        log.warning("test services: %s; postgres %s; kafka %s",
-                    found.source, found.postgres_url, found.kafka_bootstrap)  # fmt: skip
+        line = f"{found.source}; postgres {found.postgres_url}; kafka {found.kafka_bootstrap}"
+        log.warning("test services: %s", line)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        _services_used.append(f"{worker}: {line}" if worker else line)
+        workeroutput = getattr(request.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[_SERVICES_USED] = list(_services_used)
         yield found
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist's controller: note what a worker that finished used."""
+    _services_used.extend(getattr(node, "workeroutput", {}).get(_SERVICES_USED, []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _services_used and not hasattr(terminalreporter.config, "workerinput"):
+        terminalreporter.write_sep("-", "test services")
+        for line in sorted(_services_used):
+            terminalreporter.write_line(line)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow scenarios first, the rest in collection order: as xdist hands each test to the
+    first process free (`make test`), the longest start at once instead of last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def with_database(url: str, database: str) -> str:
@@ -46,4 +76,4 @@ def settings(database_url: str, services: Services) -> Settings:
         _env_file=None,  # type: ignore[call-arg]
         database_url=database_url,
         kafka_bootstrap_servers=services.kafka_bootstrap,
-    )
+    ).model_copy(update=services.group_timings)

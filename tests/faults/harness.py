@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +22,10 @@ from tests.helpers import BIN_DIR, REPO_ROOT
 from tests.integration.test_health import fetch
 from tests.streams import log_ends, stored_offsets, wait_until
 from worker.settings import Settings
+
+# What Workers.start runs: the worker as deployed, or the same with one fault built in.
+LOG_INGEST_RUN = (str(BIN_DIR / "log-ingest"), "run")
+CRASH_AFTER_DB_COMMIT = (sys.executable, "-m", "tests.faults.crash_after_commit", "run")
 
 
 class WorkerProcess:
@@ -82,11 +87,14 @@ class Workers:
         self._log_dir = log_dir
         self.started: list[WorkerProcess] = []
 
-    async def start(self, env: dict[str, str]) -> WorkerProcess:
+    async def start(
+        self, env: dict[str, str], command: Sequence[str] = LOG_INGEST_RUN
+    ) -> WorkerProcess:
+        """Start ``command`` (from the repository root) and wait until it serves HTTP."""
         log_path = self._log_dir / f"worker-{len(self.started)}-{uuid.uuid4().hex[:6]}.log"
         with log_path.open("wb") as log_file:
             process = await asyncio.create_subprocess_exec(
-                str(BIN_DIR / "log-ingest"), "run", cwd=REPO_ROOT, env=env,
+                *command, cwd=REPO_ROOT, env=env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=log_file,
             )  # fmt: skip

@@ -85,7 +85,8 @@ async def test_events_in_hand_are_written_while_the_broker_is_silent(
         await holder.close()
     try:
         await wait_drained(stream, sent, 15, worker)  # well within Kafka's 40 s request timeout
-        await hold_for(12, worker)  # past the 10 s session timeout
+        session_timeout_s = stream.kafka_session_timeout_ms / 1000
+        await hold_for(session_timeout_s + 2, worker)  # past the session timeout
     finally:
         await proxy.set_mode("pass")
     stored = await stored_offsets(stream.database_url, stream.kafka_group_id)
@@ -93,7 +94,7 @@ async def test_events_in_hand_are_written_while_the_broker_is_silent(
     async def kafka_told() -> bool:  # with no event left to write, nothing else tells it
         return await kafka_committed(stream) == stored
 
-    await wait_until(kafka_told, 60, "Kafka's committed offsets to reach PostgreSQL's", 1.0)
+    await wait_until(kafka_told, 60, "Kafka's committed offsets to reach PostgreSQL's", 0.25)
     await finish(stream, sent, worker, 10)
 
 

@@ -13,7 +13,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.checker import Sent, check_exactly_once
 from tests.faults.conftest import PARTITIONS, new_tenants
+from tests.faults.crash_after_commit import EXIT_CODE
 from tests.faults.harness import (
+    CRASH_AFTER_DB_COMMIT,
     Workers,
     progress,
     wait_drained,
@@ -92,8 +94,9 @@ async def test_exit_between_database_commit_and_kafka_commit(
     """Dying right after the database commit, before Kafka's, neither loses nor doubles a batch."""
     factory = EventFactory(await new_tenants(stream, 2), seed=102)
     sent = await produce(stream, factory.mixed(4000, 0.05, stream.max_event_bytes))
-    crashing = await workers.start(worker_env(stream, FAULT_EXIT_AFTER_DB_COMMIT="true"))
-    assert await crashing.wait(60) == 86
+    # The worker with a fault built in: os._exit right after its first database commit.
+    crashing = await workers.start(worker_env(stream), command=CRASH_AFTER_DB_COMMIT)
+    assert await crashing.wait(60) == EXIT_CODE  # 86: exited by the fault, not by a failure
     assert await progress(stream) > 0  # PostgreSQL holds the batch ...
     assert await kafka_committed(stream) == {}  # ... Kafka never heard of it
     worker = await workers.start(worker_env(stream))

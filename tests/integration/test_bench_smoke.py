@@ -8,6 +8,7 @@ import os
 import pytest
 
 from tests.helpers import run_command
+from tests.services import EMBEDDED_GROUP_ENV
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,6 +31,7 @@ KEYS = (
 async def test_bench_prints_every_figure_as_json() -> None:
     """A 2,000-event run on its own embedded stack prints one JSON object with every key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "KAFKA_"))}
+    env |= EMBEDDED_GROUP_ENV  # it starts an embedded broker of its own
     finished = await run_command(
         "log-ingest", "bench", "--events", "2000", "--latency-seconds", "2", "--json",
         env=env, timeout_s=280,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import run_command
+from tests.services import EMBEDDED_GROUP_ENV
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -19,10 +22,19 @@ def table_rows(output: str) -> dict[str, int]:
     return {name: int(count) for name, count in rows}
 
 
-async def test_dev_demo_runs_and_keeps_its_data(tmp_path: Path) -> None:
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """The demo's data folder. Not under pytest's basetemp: any other pytest run of this
+    user makes that 0700 again, and PostgreSQL runs as another user when we are root."""
+    with tempfile.TemporaryDirectory(prefix="log-ingest-dev-test-") as folder:
+        yield Path(folder)
+
+
+async def test_dev_demo_runs_and_keeps_its_data(data_dir: Path) -> None:
     """It exits 0 after the demo, the summary adds up, and a second run finds the first's rows."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "KAFKA_"))}
-    argv = ("log-ingest", "dev", "--exit-after-demo", "--demo", "400", "--data-dir", str(tmp_path))
+    env |= EMBEDDED_GROUP_ENV  # it starts an embedded broker of its own
+    argv = ("log-ingest", "dev", "--exit-after-demo", "--demo", "400", "--data-dir", str(data_dir))
     first = await run_command(*argv, env=env, timeout_s=180)
     assert first.returncode == 0, first.stderr
     assert "this run: 400 events published" in first.stdout

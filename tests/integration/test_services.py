@@ -7,7 +7,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.services import Services
+from tests.services import Services, consumer_timings
 
 
 async def test_broker_round_trip_with_committed_offsets(services: Services) -> None:
@@ -28,7 +28,7 @@ async def test_broker_round_trip_with_committed_offsets(services: Services) -> N
         await producer.stop()
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=services.kafka_bootstrap, group_id=group,
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        enable_auto_commit=False, auto_offset_reset="earliest", **consumer_timings(services),
     )  # fmt: skip
     await consumer.start()
     try:
