@@ -21,6 +21,7 @@ numbers, and it accepts ``\\u0000``, which PostgreSQL cannot store.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Annotated, Final, Literal
 from uuid import UUID
 
@@ -51,6 +52,13 @@ from worker.records import ActionRow, AuditRow
 _DIGITS_TO_ZERO: Final = bytes.maketrans(b"0123456789", b"0000000000")
 _DIGITS_RUN: Final = b"0" * (MAX_INT_DIGITS + 1)
 _ALL_BUT_OPENERS_AND_ESCAPES: Final = bytes(byte for byte in range(256) if byte not in b"{[\\")
+# The deepest a message may nest: a JSON field's own object is its level 1, the message's 2.
+_MAX_MESSAGE_DEPTH: Final = MAX_JSON_DEPTH + 1
+_BRACKETS_TO_PARENS: Final = bytes.maketrans(b"{[]}", b"(())")
+_ALL_BUT_BRACKETS_AND_QUOTES: Final = bytes(byte for byte in range(256) if byte not in b'{[]}"')
+_TOO_DEEP_RUN: Final = b"(" * (_MAX_MESSAGE_DEPTH + 1)
+_PAREN_SIGNS: Final = bytes.maketrans(b"()", b"\x01\xff")  # +1 and -1 as signed bytes
+_COLLAPSES: Final = 6  # enough for real payloads (a list of objects is 4 deep in a message)
 
 # The limits as msgspec constraints, checked in C while parsing.
 ProviderName = Annotated[str, msgspec.Meta(max_length=PROVIDER_NAME_MAX_LENGTH)]
@@ -228,10 +236,42 @@ def _plain(raw: bytes) -> bool:
     escapes = kept.count(b"\\")  # kept is short: a few dozen bytes
     if escapes and NUL_ESCAPE in raw:
         return False
-    if len(kept) - escapes > MAX_JSON_DEPTH:
+    # Few messages have more openers than the depth limit; only those need their depth.
+    if len(kept) - escapes > _MAX_MESSAGE_DEPTH and not _shallow(raw, escapes):
         return False
     # An integer too long for Python's int() is one the slow path cannot parse.
     return len(raw) <= MAX_INT_DIGITS or _DIGITS_RUN not in raw.translate(_DIGITS_TO_ZERO)
+
+
+def _shallow(raw: bytes, escapes: int) -> bool:
+    """Whether no value of the message nests deeper than ``_MAX_MESSAGE_DEPTH``.
+
+    Exact for valid JSON (other bytes msgspec refuses anyway), from the brackets
+    outside strings as parentheses; bytes methods only, in C. 5 us for an action of
+    70 small objects (2.3 KB), where a regex taking the strings out costs 32 us (60
+    with the plain ``"(?:[^"\\]|\\.)*"``), and a running sum in place of the passes 7.
+    """
+    if escapes:
+        # Escaped backslashes, then escaped quotes: every backslash left escapes
+        # neither, and every quote left opens or closes a string.
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # An adjacent pair of quotes holds no bracket (an empty string, or the end of one
+    # string and the start of the next): dropping it leaves the quotes paired.
+    tree = raw.translate(_BRACKETS_TO_PARENS, _ALL_BUT_BRACKETS_AND_QUOTES).replace(b'""', b"")
+    if b'"' in tree:  # strings holding brackets: keep what is between them
+        tree = b"".join(tree.split(b'"')[::2])
+    if _TOO_DEEP_RUN in tree:  # the usual hostile shape, found by one scan
+        return False
+    # Each pass drops the innermost pairs, one level: a real payload is gone in a
+    # few. What is left is deep and maybe long (a hostile 1 MiB of chains 63 deep:
+    # 65 passes took 130 ms), so a running sum of +1/-1 ends it in one pass (27 ms).
+    for _ in range(_COLLAPSES):
+        tree = tree.replace(b"()", b"")
+    if not tree:
+        return True
+    return max(accumulate(memoryview(tree.translate(_PAREN_SIGNS)).cast("b"))) <= (
+        _MAX_MESSAGE_DEPTH - _COLLAPSES
+    )
 
 
 def _optional_object_text(value: msgspec.Raw) -> str | None:
