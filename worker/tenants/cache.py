@@ -2,9 +2,18 @@
 
 Entries expire after ``ttl_s`` (unknown ids after the shorter ``negative_ttl_s``),
 and the LRU bound keeps memory flat. ``TenantListener`` evicts an entry as
-soon as PostgreSQL NOTIFYs ``tenant_changed`` (a trigger fires it on
+soon as PostgreSQL NOTIFYs ``tenant_changed`` (triggers fire it on creation,
 deactivation, re-activation, key rotation and delete); the TTL is the fallback
 when the notification connection is down.
+
+The guarantee, while the listener is connected: once it has received a tenant's
+NOTIFY, no resolve that starts afterwards returns a status read before that
+change. The entry is evicted; a lookup in flight at that moment does not store
+what it read (``invalidate`` marks it; ``clear``, run on every reconnect, marks
+every lookup in flight); and PostgreSQL delivers a NOTIFY only after its
+transaction committed, so a query that starts later reads the change. The lookup
+in flight still returns what it read to its own batch: that read came before the
+change committed, so the batch is ordered before the change.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import enum
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
 
@@ -48,6 +57,19 @@ class _Entry:
     expires_at: float
 
 
+@dataclass(eq=False, slots=True)
+class _Lookup:
+    """One fetch in flight: the ids it asked for, and which of them changed meanwhile."""
+
+    ids: set[UUID]
+    stale: set[UUID] = field(default_factory=set)
+    cleared: bool = False
+
+    def storable(self) -> set[UUID]:
+        """The ids whose result may be cached: not invalidated since the fetch began."""
+        return set() if self.cleared else self.ids - self.stale
+
+
 class TenantCache:
     """A bounded, expiring map tenant id -> status, filled one batch at a time."""
 
@@ -66,6 +88,8 @@ class TenantCache:
         self._ttl_s = ttl_s
         self._negative_ttl_s = negative_ttl_s
         self._clock = clock
+        # Few at a time (one per batch being resolved), so invalidate's scan is short.
+        self._lookups: set[_Lookup] = set()
         self.hits = 0
         self.misses = 0
 
@@ -87,28 +111,47 @@ class TenantCache:
         self.hits += len(found)
         self.misses += len(missing)
         if missing:
-            fetched = await self._source.fetch(missing)
-            for tenant_id in missing:
-                found[tenant_id] = self._store(tenant_id, fetched.get(tenant_id), now)
+            found.update(await self._lookup(missing, now))
         return found
 
     def invalidate(self, tenant_id: UUID) -> None:
+        """Evict one tenant, and keep every lookup in flight from caching what it read of it."""
         self._entries.pop(tenant_id, None)
+        for lookup in self._lookups:
+            if tenant_id in lookup.ids:
+                lookup.stale.add(tenant_id)
 
     def clear(self) -> None:
+        """Evict everything, and keep every lookup in flight from caching anything."""
         self._entries.clear()
+        for lookup in self._lookups:
+            lookup.cleared = True
 
-    def _store(self, tenant_id: UUID, is_active: bool | None, now: float) -> TenantStatus:
-        if is_active is None:
-            status, ttl = TenantStatus.UNKNOWN, self._negative_ttl_s
-        else:
-            status = TenantStatus.ACTIVE if is_active else TenantStatus.INACTIVE
-            ttl = self._ttl_s
+    async def _lookup(self, missing: set[UUID], now: float) -> dict[UUID, TenantStatus]:
+        lookup = _Lookup(missing)
+        self._lookups.add(lookup)
+        try:
+            fetched = await self._source.fetch(missing)
+        finally:
+            self._lookups.discard(lookup)
+        statuses = {tenant_id: _status(fetched.get(tenant_id)) for tenant_id in missing}
+        for tenant_id in lookup.storable():
+            self._store(tenant_id, statuses[tenant_id], now)
+        return statuses
+
+    def _store(self, tenant_id: UUID, status: TenantStatus, now: float) -> None:
+        unknown = status is TenantStatus.UNKNOWN
+        ttl = self._negative_ttl_s if unknown else self._ttl_s
         self._entries[tenant_id] = _Entry(status, now + ttl)
         self._entries.move_to_end(tenant_id)
         while len(self._entries) > self._max_size:
             self._entries.popitem(last=False)
-        return status
+
+
+def _status(is_active: bool | None) -> TenantStatus:
+    if is_active is None:
+        return TenantStatus.UNKNOWN
+    return TenantStatus.ACTIVE if is_active else TenantStatus.INACTIVE
 
 
 def apply_tenants(decoded: list[Decoded], statuses: dict[UUID, TenantStatus]) -> list[Decoded]:
@@ -157,6 +200,8 @@ class TenantListener:
         self._retry_s = retry_s
         self._probe_every_s = probe_every_s
         self.listening = asyncio.Event()
+        # Notifications received since start: lets a caller wait until a change has arrived.
+        self.notifications = 0
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting after a lost connection."""
@@ -187,6 +232,7 @@ class TenantListener:
             await connection.close(timeout=2)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self.notifications += 1
         try:
             self._cache.invalidate(UUID(str(payload)))
         except ValueError:
