@@ -1,4 +1,5 @@
-"""The operator CLI as a process: run and SIGTERM, tenants, rejects, schema refusal, the breaker."""
+"""The operator CLI as a process: run and SIGTERM, tenants, rejects, schema refusal, the breaker;
+and, in this process, the worker replacing a consumer that lost its group for good."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from tests.checker import check_exactly_once
 from tests.helpers import BIN_DIR, REPO_ROOT, run_command
 from tests.integration.test_migrations import alembic
 from tests.streams import (
@@ -22,11 +25,17 @@ from tests.streams import (
     wait_until,
     worker_env,
 )
+from worker.consume import consumer as consumer_module
 from worker.devtools.eventgen import EventFactory
+from worker.ops.admin import create_tenant
 from worker.records import RejectReason
+from worker.service.app import run_worker
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
+# Longer than a join on the embedded broker (several seconds), so that the replacement's own
+# join is not taken for another stuck consumer.
+REJOIN_TIMEOUT_S = 12.0
 
 
 @pytest.fixture
@@ -99,6 +108,51 @@ async def test_breaker_stops_the_worker_on_garbage(stream: Settings) -> None:
     finally:
         await db.close()
     assert stored < 300  # stopped instead of draining the topic into rejects
+
+
+def break_membership(consumer: AIOKafkaConsumer) -> None:
+    """Lose the group as a rejected commit does, then never complete the rejoin (aiokafka's hang).
+
+    The coordinator revokes the partitions and waits in the join until the consumer is stopped.
+    """
+    coordinator = consumer._coordinator
+
+    async def never_rejoin(_subscription: object) -> bool:
+        await coordinator._closing
+        return False
+
+    coordinator._do_rejoin_group = never_rejoin
+    coordinator.reset_generation()
+
+
+async def test_a_consumer_that_never_rejoins_is_replaced(
+    stream: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of its group past the rejoin timeout, the consumer is replaced: none lost or doubled."""
+    made: list[AIOKafkaConsumer] = []
+
+    class Recorded(AIOKafkaConsumer):  # type: ignore[misc]
+        def __init__(self, **options: object) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", Recorded)
+    settings = stream.model_copy(update={"kafka_rejoin_timeout_s": REJOIN_TIMEOUT_S})
+    factory = EventFactory([(await create_tenant(settings, "Acme")).tenant_id], seed=12)
+    sent = await produce(settings, factory.mixed(500, 0.0, settings.max_event_bytes))
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop))
+    try:
+        await wait_drained(settings, sent, timeout_s=60)
+        break_membership(made[0])
+        sent += await produce(settings, factory.mixed(500, 0.0, settings.max_event_bytes))
+        await wait_drained(settings, sent, timeout_s=REJOIN_TIMEOUT_S * 4)
+    finally:
+        stop.set()
+        stats = await asyncio.wait_for(worker, 60)
+    assert len(made) == 2
+    assert stats.metrics.registry.get_sample_value("log_ingest_consumer_replacements_total") == 1
+    await check_exactly_once(settings.database_url, sent, settings.kafka_group_id)
 
 
 async def test_tenant_commands(stream: Settings) -> None:

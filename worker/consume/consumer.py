@@ -6,7 +6,13 @@ truth), or at the beginning when none is stored. ``commit`` afterwards only
 notes what PostgreSQL already holds; a background task tells Kafka, so that lag
 tools see progress. A write never waits for Kafka: a broker that is slow or
 gone must not hold events back from PostgreSQL (a commit can hang for as long as
-the coordinator is unreachable). ``fetch`` does not block longer than asked.
+the coordinator is unreachable). ``fetch`` does not block longer than asked (aiokafka's
+would wait for the end of a rebalance, however long), except to replace the consumer.
+
+A consumer out of its group for too long (aiokafka can lose its membership and never
+rejoin) is replaced when the watchdog asks: what it held is revoked as in a rebalance,
+and a new consumer joins, whose assignment seeks to PostgreSQL's offsets again. This is
+done in ``fetch``, on the loop's own task: no fetch runs on a consumer being stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.consume.kafka_config import client_options
+from worker.consume.membership import is_member, is_rejoining
 from worker.records import RawRecord, TopicPartition
 from worker.settings import Settings
 
@@ -28,6 +35,8 @@ log = structlog.get_logger(__name__)
 _new = tuple.__new__
 COMMIT_TIMEOUT_S = 5.0  # one commit to Kafka; a normal one takes milliseconds
 COMMIT_RETRY_S = 1.0  # pause before telling Kafka again after a failed commit
+STOP_TIMEOUT_S = 10.0  # a consumer stuck out of its group may never finish stopping
+FETCH_OVERRUN_S = 0.1  # past the fetch's own timeout: aiokafka is waiting for a rebalance
 
 LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
@@ -35,14 +44,21 @@ OnRevoked = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, source: KafkaSource) -> None:
+    """One consumer's rebalances, passed on while it is the source's consumer."""
+
+    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
         self._source = source
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self._source.partitions_revoked({TopicPartition(*tp) for tp in revoked})
+        if self._source.is_current(self._consumer):
+            await self._source.partitions_revoked({TopicPartition(*tp) for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self._source.partitions_assigned([TopicPartition(*tp) for tp in assigned])
+        if self._source.is_current(self._consumer):
+            await self._source.partitions_assigned(
+                [TopicPartition(*tp) for tp in assigned], self._consumer
+            )
 
 
 class KafkaSource:
@@ -56,44 +72,88 @@ class KafkaSource:
         on_assigned: OnAssigned,
         on_revoked: OnRevoked,
     ) -> None:
+        self._settings = settings
         self._topics = (settings.kafka_action_topic, settings.kafka_audit_topic)
         self._load_offsets = load_offsets
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
-        self._consumer = AIOKafkaConsumer(
-            group_id=settings.kafka_group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
-            fetch_max_bytes=32 * 1024 * 1024,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            check_crcs=settings.kafka_check_crcs,
-            **client_options(settings),
-        )
+        self._consumer = _new_consumer(settings)
+        self._started = False
+        self._closed = False
+        self._replace = False  # asked for a new consumer, made at the next fetch
+        self._owned: set[TopicPartition] = set()  # assigned by the group, not revoked since
         self._unmirrored: dict[TopicPartition, int] = {}  # noted, not yet told to Kafka
         self._mirroring: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self, self._consumer))
+        self._started = True
 
     async def stop(self) -> None:
-        """Tell Kafka the last offsets, leave the group (revoking what is assigned), close."""
+        """Tell Kafka the last offsets, leave the group, close; later notes stay unmirrored
+        (a write finishing during shutdown: a closed consumer's commits would be retried)."""
         await self.flush_commits()
+        self._closed = True
         await self._consumer.stop()
+
+    def is_current(self, consumer: AIOKafkaConsumer) -> bool:
+        return consumer is self._consumer
+
+    def out_of_group(self) -> bool:
+        """Not a member of the group's current generation: joining, rebalancing, or lost."""
+        return not self._closed and not (self._started and is_member(self._consumer))
+
+    def replace_consumer(self) -> None:
+        """Have a new consumer join in place of this one, at the next fetch."""
+        self._replace = True
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(*tp) for tp in self._consumer.assignment()}
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        if self._replace:
+            await self._replace_consumer()
+        # Not started: the replacement could not reach a broker yet.
+        if not self._started or is_rejoining(self._consumer):
+            await asyncio.sleep(timeout_ms / 1000)
+            return []
+        try:
+            # A rebalance that begins during the fetch would hold it until it ends.
+            async with asyncio.timeout(timeout_ms / 1000 + FETCH_OVERRUN_S):
+                batches = await self._consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=max_records
+                )
+        except TimeoutError:
+            return []
         # tuple.__new__: the NamedTuple's own __new__ is Python code, run per message.
         return [
             _new(RawRecord, (m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
             for messages in batches.values()
             for m in messages
         ]
+
+    async def _replace_consumer(self) -> None:
+        """Revoke what the old consumer held (as a rebalance would), stop it, join anew."""
+        self._replace = False
+        old, owned = self._consumer, self._owned
+        # From here on the old consumer's rebalances are ignored: it is not current.
+        self._consumer, self._started, self._owned = _new_consumer(self._settings), False, set()
+        await self._stop_mirror()  # what it did not tell Kafka, the new consumer will
+        if owned:
+            await self._on_revoked(owned)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await old.stop()
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("old_consumer_abandoned", error=type(exc).__name__)
+        try:
+            await self.start()
+        except KafkaError as exc:  # the watchdog asks again after a whole timeout
+            log.warning("consumer_not_replaced", error=type(exc).__name__)
+            return
+        log.info("consumer_replaced", revoked=_names(owned))
 
     def highwaters(self) -> dict[TopicPartition, int]:
         """The log end of each owned partition, as last seen by fetches (for lag)."""
@@ -120,11 +180,17 @@ class KafkaSource:
         self._mirror_soon()
         if self._mirroring is not None:
             await asyncio.wait({self._mirroring}, timeout=within_s)
+        await self._stop_mirror()
+
+    async def _stop_mirror(self) -> None:
+        if self._mirroring is not None:
             self._mirroring.cancel()
             await asyncio.wait({self._mirroring})  # done, so the next note starts a mirror
 
     def _mirror_soon(self) -> None:
-        if self._unmirrored and (self._mirroring is None or self._mirroring.done()):
+        if self._closed or not self._unmirrored:
+            return
+        if self._mirroring is None or self._mirroring.done():
             self._mirroring = asyncio.create_task(self._mirror())
 
     async def _mirror(self) -> None:
@@ -153,7 +219,11 @@ class KafkaSource:
         if not to_commit:
             return True
         try:
-            await asyncio.wait_for(self._consumer.commit(to_commit), COMMIT_TIMEOUT_S)
+            # Not asyncio.wait_for: on Python 3.11, a cancellation that arrives as the
+            # commit fails is lost (wait_for returns the commit's outcome), and the mirror
+            # then retried forever, keeping the process from exiting at shutdown.
+            async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                await self._consumer.commit(to_commit)
         except (KafkaError, TimeoutError) as exc:
             log.info("kafka_commit_skipped", error=type(exc).__name__)
             return False
@@ -166,35 +236,62 @@ class KafkaSource:
         can record the new positions before any record from them is returned.
         """
         stored = await self._load_offsets(list(partitions))
-        await self._seek(partitions, stored)
+        await self._seek(self._consumer, partitions, stored)
         return stored
 
     async def _seek(
-        self, partitions: Collection[TopicPartition], stored: Mapping[TopicPartition, int]
+        self,
+        consumer: AIOKafkaConsumer,
+        partitions: Collection[TopicPartition],
+        stored: Mapping[TopicPartition, int],
     ) -> None:
         missing = [KafkaTopicPartition(*tp) for tp in partitions if tp not in stored]
-        beginnings = await self._consumer.beginning_offsets(missing) if missing else {}
+        beginnings = await consumer.beginning_offsets(missing) if missing else {}
         # From here on no await: every seek is done before the event loop runs anything else.
+        held = consumer.assignment()  # a partition revoked meanwhile cannot be positioned
         for tp in partitions:
             kafka_tp = KafkaTopicPartition(*tp)
-            self._consumer.seek(kafka_tp, stored[tp] if tp in stored else beginnings[kafka_tp])
+            if kafka_tp in held:
+                consumer.seek(kafka_tp, stored[tp] if tp in stored else beginnings[kafka_tp])
 
-    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    async def partitions_assigned(
+        self, assigned: list[TopicPartition], consumer: AIOKafkaConsumer
+    ) -> None:
         # aiokafka starts fetching from Kafka's committed offsets as soon as the group
         # assigns; nothing may be returned before we are at PostgreSQL's offsets.
         kafka_tps = [KafkaTopicPartition(*tp) for tp in assigned]
-        self._consumer.pause(*kafka_tps)
+        consumer.pause(*kafka_tps)
         stored = await self._load_offsets(assigned)
-        await self._seek(assigned, stored)
+        await self._seek(consumer, assigned, stored)
+        if not self.is_current(consumer):  # replaced while loading: the new one has its own
+            return
+        self._owned = set(assigned)
         self._on_assigned({tp: stored.get(tp) for tp in assigned})
-        self._consumer.resume(*kafka_tps)
+        consumer.resume(*kafka_tps)
         self._mirror_soon()  # what a rebalance cut short, for partitions that stay ours
         log.info("partitions_assigned", partitions=_names(assigned))
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions_revoked", partitions=_names(revoked))
+        self._owned -= revoked
         await self._on_revoked(revoked)
         await self.flush_commits()  # while the group still counts us as their owner
+
+
+def _new_consumer(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        group_id=settings.kafka_group_id,
+        group_instance_id=settings.kafka_group_instance_id,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
+        fetch_max_bytes=32 * 1024 * 1024,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        check_crcs=settings.kafka_check_crcs,
+        **client_options(settings),
+    )
 
 
 def _names(partitions: Collection[TopicPartition]) -> list[str]:

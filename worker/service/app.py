@@ -3,7 +3,8 @@
 Start-up waits (with backoff) for PostgreSQL and refuses a schema that is not
 at head. SIGTERM and SIGINT stop fetching; the batch in hand is written and
 committed within SHUTDOWN_GRACE_S, the consumer leaves its group, and the
-process exits 0.
+process exits 0. A consumer out of its group for longer than KAFKA_REJOIN_TIMEOUT_S
+is replaced in place (``worker.consume.watchdog``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import asyncpg
@@ -22,11 +23,14 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.pool import NullPool
 
 from worker.consume.consumer import KafkaSource
+from worker.consume.watchdog import ConsumerWatchdog, Health
+from worker.db.compatibility import Verdict
 from worker.db.engine import create_engine
 from worker.db.migrations import ensure_schema_at_head
 from worker.errors import TransientError
 from worker.pipeline import Pipeline
 from worker.service.health import HealthServer, Readiness
+from worker.service.metrics import Metrics
 from worker.service.retry import Backoff
 from worker.service.stats import PipelineStats
 from worker.settings import Settings
@@ -94,8 +98,15 @@ async def _run(
             readiness.fail(Readiness.NO_ASSIGNMENT)
             await _start_consumer(source, settings, readiness, stop)
             readiness.clear(Readiness.STARTING)
+            # Watched once started: a broker not answering at start-up is not a stuck consumer.
+            watchdog = ConsumerWatchdog(
+                source,
+                settings.kafka_rejoin_timeout_s,
+                _consumer_health(readiness, stats.metrics),
+            )
             try:
-                await pipeline.run(source, stop)
+                async with _background(watchdog.run()):
+                    await pipeline.run(source, stop)
             finally:
                 readiness.fail(Readiness.STOPPING)
                 await source.stop()
@@ -176,11 +187,15 @@ async def _database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[as
 
 
 async def _check_schema(settings: Settings) -> None:
+    """Refuse a schema behind this build or incompatible with it; run on a newer compatible one."""
     engine = create_engine(settings, poolclass=NullPool)
     try:
-        await ensure_schema_at_head(engine)
+        status = await ensure_schema_at_head(engine)
     finally:
         await engine.dispose()
+    if status.verdict is not Verdict.AT_HEAD:
+        # A rolling deploy or a rollback in progress: say so, as this build is not the newest.
+        log.warning("schema_newer_compatible", detail=status.message)
 
 
 @contextlib.asynccontextmanager
@@ -217,12 +232,28 @@ async def _stopping(server: HealthServer) -> AsyncIterator[None]:
         await server.stop()
 
 
+def _consumer_health(readiness: Readiness, metrics: Metrics) -> Callable[[Health], None]:
+    """What the consumer watchdog reports becomes a readiness reason and a metric."""
+
+    def heard(health: Health) -> None:
+        if health is Health.STUCK:
+            readiness.fail(Readiness.CONSUMER_STUCK)
+            metrics.consumer_replacements.inc()
+        elif health is Health.MEMBER:
+            readiness.clear(Readiness.CONSUMER_STUCK)
+
+    return heard
+
+
 async def _probe_broker(source: KafkaSource, readiness: Readiness) -> None:
     """Readiness follows whether a broker answers a metadata request."""
     while True:
         await asyncio.sleep(BROKER_PROBE_EVERY_S)
         try:
-            await asyncio.wait_for(source.probe(), BROKER_PROBE_EVERY_S)
+            # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives as
+            # the probe completes, and this loop would then keep the worker from stopping.
+            async with asyncio.timeout(BROKER_PROBE_EVERY_S):
+                await source.probe()
             readiness.clear(Readiness.BROKER)
         except (TimeoutError, KafkaError) as exc:
             log.warning("broker_unavailable", error=type(exc).__name__)

@@ -26,6 +26,7 @@ class Readiness:
     NO_ASSIGNMENT = "no_partitions_assigned"
     DATABASE = "database_unavailable"
     BROKER = "broker_unavailable"
+    CONSUMER_STUCK = "consumer_out_of_group"  # too long; a new consumer is joining
     STOPPING = "stopping"
 
     def __init__(self) -> None:
@@ -71,7 +72,8 @@ class HealthServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT_S)
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                request = await reader.readuntil(b"\r\n\r\n")
             status, content_type, body = self._route(request[:MAX_REQUEST_BYTES])
             head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
             head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

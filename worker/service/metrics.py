@@ -57,6 +57,11 @@ class Metrics:
             "log_ingest_breaker_tripped", "1 once the breaker stopped the worker.", registry=r
         )
         self.ready = Gauge("log_ingest_ready", "1 when the worker reports ready.", registry=r)
+        self.consumer_replacements = Counter(
+            "log_ingest_consumer_replacements",
+            "Consumers replaced after being out of their group too long.",
+            registry=r,
+        )
         self.tenant_cache = Gauge(
             "log_ingest_tenant_cache", "Tenant cache hits, misses and size.", ["stat"], registry=r
         )

@@ -1,0 +1,34 @@
+"""Where an aiokafka consumer stands in its group: the one place that reads its internals.
+
+aiokafka has no public API for it. The attributes read here are those of aiokafka
+0.14's group coordinator; the watchdog's integration test reads them on a real
+consumer, so that an upgrade that renames them fails there, not in production.
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.protocol.commit import OffsetCommitRequest
+from aiokafka.protocol.group import JoinGroupRequest
+
+
+def is_member(consumer: AIOKafkaConsumer) -> bool:
+    """Joined a generation of its group, with no rejoin pending (a started, subscribed consumer).
+
+    A member with no partitions (more members than partitions) is a member.
+    """
+    coordinator = consumer._coordinator
+    subscription = consumer._subscription.subscription
+    if coordinator is None or subscription is None:
+        return False
+    return bool(
+        coordinator.generation != OffsetCommitRequest.DEFAULT_GENERATION_ID
+        and coordinator.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID
+        and not coordinator.need_rejoin(subscription)
+    )
+
+
+def is_rejoining(consumer: AIOKafkaConsumer) -> bool:
+    """Between losing its assignment and getting the next one, when ``getmany`` would wait
+    for the next one whatever its timeout (a started, subscribed consumer)."""
+    return bool(consumer._subscription.reassignment_in_progress)
