@@ -203,9 +203,9 @@ class Pipeline:
 
     async def _drain(self) -> None:
         try:
-            await asyncio.wait_for(
-                self._wait_until(self._writes.idle), self._settings.shutdown_grace_s
-            )
+            # asyncio.timeout, not wait_for, which on Python 3.11 can lose a cancellation.
+            async with asyncio.timeout(self._settings.shutdown_grace_s):
+                await self._wait_until(self._writes.idle)
         except TimeoutError:
             log.warning("shutdown_grace_exceeded", note="unwritten events will be redelivered")
 

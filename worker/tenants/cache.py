@@ -225,8 +225,11 @@ class TenantListener:
             self.listening.set()
             while not lost.is_set():
                 # A silent network would never fire the termination listener: probe it.
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a
+                # cancellation that arrives as its inner wait ends, which hangs shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self._probe_every_s)
+                    async with asyncio.timeout(self._probe_every_s):
+                        await lost.wait()
                 await connection.execute("SELECT 1", timeout=self._probe_every_s)
         finally:
             await connection.close(timeout=2)
