@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.faults.conftest import prepare_stream
+from tests.faults.harness import Workers
 from tests.services import Services, choose, log
 from worker.settings import Settings
 
@@ -77,3 +80,19 @@ def settings(database_url: str, services: Services) -> Settings:
         database_url=database_url,
         kafka_bootstrap_servers=services.kafka_bootstrap,
     ).model_copy(update=services.group_timings)
+
+
+@pytest.fixture
+async def stream(settings: Settings) -> Settings:
+    """A migrated database of the test's own, with topics of three partitions and a group."""
+    return await prepare_stream(settings)
+
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
+    """Starts `log-ingest run` processes; kills (by PID) whatever still runs at the end."""
+    started = Workers(tmp_path)
+    try:
+        yield started
+    finally:
+        await started.stop_all()

@@ -17,7 +17,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.faults.harness import Workers
 from tests.faults.proxy import FaultProxy
 from tests.integration.test_migrations import alembic
 from tests.services import Services
@@ -46,22 +45,6 @@ async def new_tenants(stream: Settings, count: int, *, active: bool = True) -> l
     for tenant_id in made if not active else ():
         await set_tenant_active(stream, tenant_id, False)
     return made
-
-
-@pytest.fixture
-async def stream(settings: Settings) -> Settings:
-    """A migrated database of the test's own on the session's PostgreSQL, topics and a group."""
-    return await prepare_stream(settings)
-
-
-@pytest.fixture
-async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
-    """Starts `log-ingest run` processes; kills (by PID) whatever is still running at the end."""
-    started = Workers(tmp_path)
-    try:
-        yield started
-    finally:
-        await started.stop_all()
 
 
 @pytest.fixture(scope="session")

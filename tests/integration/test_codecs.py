@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.record.memory_records import MemoryRecords
 
 from tests.checker import Sent, check_exactly_once
-from tests.faults.conftest import new_tenants, prepare_stream
+from tests.faults.conftest import new_tenants
 from tests.faults.harness import drained
 from tests.integration.test_pipeline_e2e import running_worker
 from tests.streams import log_ends, stored_offsets, wait_until
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.timeout(120)
 CODECS = tuple(CODEC_IDS)
 CHUNK = 20  # events each producer sends to the shared partition in its turn
 ROUNDS = 4
-
-
-@pytest.fixture
-async def stream(settings: Settings) -> Settings:
-    """A migrated database, topics of three partitions and a group of this test's own."""
-    return await prepare_stream(settings)
 
 
 @pytest.fixture

@@ -13,27 +13,13 @@ import orjson
 import pytest
 
 from tests.checker import check_exactly_once
-from tests.integration.test_migrations import alembic
-from tests.streams import create_topics, produce, stream_settings, wait_drained
+from tests.streams import produce, wait_drained
 from worker.devtools.eventgen import EventFactory
 from worker.ops.admin import create_tenant, set_tenant_active
 from worker.service.app import run_worker
 from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-async def stream(settings: Settings) -> Settings:
-    """A migrated database, and topics and a group of this test's own."""
-    await alembic(settings, "upgrade", "head")
-    configured = stream_settings(settings)
-    await create_topics(
-        configured.kafka_bootstrap_servers,
-        [configured.kafka_action_topic, configured.kafka_audit_topic],
-        partitions=3,
-    )
-    return configured
 
 
 async def make_tenants(

@@ -9,9 +9,6 @@ the embedded broker a rejoin under the same id is not reliably seamless.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -25,16 +22,6 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.timeout(240)
 PARTITIONS = 4
-
-
-@pytest.fixture
-async def workers(tmp_path: Path) -> AsyncIterator[Workers]:
-    """`log-ingest run` processes; whatever still runs at the end is killed by PID."""
-    started = Workers(tmp_path)
-    try:
-        yield started
-    finally:
-        await started.stop_all()
 
 
 async def prepared(settings: Settings) -> Settings:
