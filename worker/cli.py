@@ -3,6 +3,9 @@
 Exit codes a pipeline can rely on: 0 success, 1 the operation failed
 (migration rolled back, ...), 2 bad configuration or usage, 3 the database
 schema does not match this build, 4 the reject circuit breaker stopped the worker;
+``run`` exits 1 when a background task or rebalance callback failed (logged with its
+traceback as ``fatal_error``; restarting is safe: the offsets are in PostgreSQL), and 2
+when HTTP_PORT cannot be bound;
 ``migrate --check`` also: 10 migrations pending, 11 the database is newer than
 this build and compatible with it.
 """

@@ -9,7 +9,8 @@ Grouped by what the caller does with them::
     ├── MigrationError          a migration failed (lock timeout, SQL error): exit 1
     ├── TransientError          database or broker unavailable: retry the batch, pause, not ready
     ├── PartitionsFencedError   another replica owns the partitions: drop their work
-    └── BreakerTrippedError     nearly every event is rejected: stop consuming
+    ├── BreakerTrippedError     nearly every event is rejected: stop consuming
+    └── FatalError              a background task or rebalance callback failed: exit 1
 
 Bad events are not exceptions: decode and the sink turn them into ``Reject``s.
 
@@ -55,3 +56,7 @@ class PartitionsFencedError(IngestError):
 
 class BreakerTrippedError(IngestError):
     """Nearly everything is being rejected: stop instead of draining the topic into rejects."""
+
+
+class FatalError(IngestError):
+    """A background task or a rebalance callback failed: end the process, restart exactly."""

@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    # People type `warning` or `sasl_ssl`: match any case, keep the canonical spelling.
+    @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
@@ -120,6 +131,13 @@ class Settings(BaseSettings):
     def async_database_url(self) -> str:
         """The URL with the asyncpg driver, as SQLAlchemy names it."""
         return _ASYNC_SCHEME + self.database_url.split("://", 1)[1]
+
+    @property
+    def database_hosts(self) -> str:
+        """The host part of DATABASE_URL, without credentials: safe to log."""
+        # The last "@" ends the credentials even when a password holds "/" or "@".
+        address = self.database_url.split("://", 1)[1].partition("?")[0]
+        return address.rpartition("@")[2].partition("/")[0]
 
     @property
     def asyncpg_dsn(self) -> str:

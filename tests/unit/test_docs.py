@@ -163,3 +163,14 @@ def test_default_matching_reads_the_tables_literals() -> None:
     assert not default_matches("20", 10)
     assert not default_matches(None, "PLAIN")
     assert not default_matches("x", 1)
+
+
+def test_architecture_names_every_product_module() -> None:
+    """docs/architecture.md's layout table names every module of the product."""
+    layout = (ROOT / "docs" / "architecture.md").read_text()
+    modules = [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted((ROOT / "worker").rglob("*.py"))
+        if "devtools" not in path.parts and path.name != "__init__.py"
+    ]
+    assert [module for module in modules if f"`{module}`" not in layout] == []

@@ -86,3 +86,16 @@ def test_password_is_secret() -> None:
     """The SASL password does not show in the settings' repr."""
     settings = Settings(_env_file=None, kafka_sasl_password="s3cret")  # type: ignore[call-arg]
     assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "hosts"),
+    [
+        ("postgresql://u:secret@h1:5432,h2:5433/db?sslmode=require", "h1:5432,h2:5433"),
+        ("postgresql://u:se/cr@et@db.example:5432/logs", "db.example:5432"),
+        ("postgresql+asyncpg://localhost/logs", "localhost"),
+    ],
+)
+def test_database_hosts_never_include_credentials(url: str, hosts: str) -> None:
+    """The loggable host part of DATABASE_URL drops user and password, however spelled."""
+    assert Settings(_env_file=None, database_url=url).database_hosts == hosts  # type: ignore[call-arg]

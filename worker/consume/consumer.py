@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer, OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.consume.kafka_config import client_options
 from worker.consume.membership import is_member, is_rejoining
+from worker.consume.rebalance import Rebalance
 from worker.records import RawRecord, TopicPartition
+from worker.service.supervisor import watch
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -41,24 +42,6 @@ FETCH_OVERRUN_S = 0.1  # past the fetch's own timeout: aiokafka is waiting for a
 LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
 OnRevoked = Callable[[set[TopicPartition]], Awaitable[None]]
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """One consumer's rebalances, passed on while it is the source's consumer."""
-
-    def __init__(self, source: KafkaSource, consumer: AIOKafkaConsumer) -> None:
-        self._source = source
-        self._consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        if self._source.is_current(self._consumer):
-            await self._source.partitions_revoked({TopicPartition(*tp) for tp in revoked})
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        if self._source.is_current(self._consumer):
-            await self._source.partitions_assigned(
-                [TopicPartition(*tp) for tp in assigned], self._consumer
-            )
 
 
 class KafkaSource:
@@ -87,15 +70,26 @@ class KafkaSource:
 
     async def start(self) -> None:
         await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_Rebalance(self, self._consumer))
+        self._consumer.subscribe(self._topics, listener=Rebalance(self, self._consumer))
         self._started = True
 
     async def stop(self) -> None:
-        """Tell Kafka the last offsets, leave the group, close; later notes stay unmirrored
-        (a write finishing during shutdown: a closed consumer's commits would be retried)."""
+        """Tell Kafka the last offsets, leave the group, close, each within its timeout; later
+        notes stay unmirrored (a write finishing during shutdown: its commit would be retried)."""
         await self.flush_commits()
         self._closed = True
-        await self._consumer.stop()
+        try:
+            # LeaveGroup to a coordinator that does not answer would wait for aiokafka's
+            # request timeout (40 s); the group notices a member gone by its session timeout.
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await self._consumer.stop()
+        except (TimeoutError, KafkaError, asyncio.CancelledError) as exc:
+            # With no broker, aiokafka's fetcher.close re-raises its own fetch task's
+            # cancellation; only a cancellation of this task goes on.
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                raise
+            log.warning("consumer_stop_abandoned", error=type(exc).__name__)
 
     def is_current(self, consumer: AIOKafkaConsumer) -> bool:
         return consumer is self._consumer
@@ -160,9 +154,9 @@ class KafkaSource:
         ends = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
         return {TopicPartition(*tp): end for tp, end in ends.items() if end is not None}
 
-    async def probe(self) -> None:
-        """Ask the cluster for its metadata: raises when no broker answers."""
-        await self._consumer.topics()
+    async def probe(self) -> set[str]:
+        """Ask the cluster for its metadata, the topics it has: raises when no broker answers."""
+        return set(await self._consumer.topics())
 
     def pause(self) -> None:
         self._consumer.pause(*self._consumer.assignment())
@@ -192,6 +186,7 @@ class KafkaSource:
             return
         if self._mirroring is None or self._mirroring.done():
             self._mirroring = asyncio.create_task(self._mirror())
+            watch(self._mirroring, "kafka_commit_mirror")  # it never raises, unless a bug
 
     async def _mirror(self) -> None:
         """Commit the latest noted offsets until none are left; never raises.

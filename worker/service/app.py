@@ -4,7 +4,8 @@ Start-up waits (with backoff) for PostgreSQL and refuses a schema that is not
 at head. SIGTERM and SIGINT stop fetching; the batch in hand is written and
 committed within SHUTDOWN_GRACE_S, the consumer leaves its group, and the
 process exits 0. A consumer out of its group for longer than KAFKA_REJOIN_TIMEOUT_S
-is replaced in place (``worker.consume.watchdog``).
+is replaced in place (``worker.consume.watchdog``). A background task or rebalance
+callback that fails ends the process (``worker.service.supervisor``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import sqlalchemy.exc
@@ -26,13 +26,16 @@ from worker.consume.consumer import KafkaSource
 from worker.consume.watchdog import ConsumerWatchdog, Health
 from worker.db.compatibility import Verdict
 from worker.db.engine import create_engine
+from worker.db.errors import transient_as_error
 from worker.db.migrations import ensure_schema_at_head
 from worker.errors import TransientError
 from worker.pipeline import Pipeline
-from worker.service.health import HealthServer, Readiness
+from worker.service.health import HealthServer, Readiness, note_topics
 from worker.service.metrics import Metrics
 from worker.service.retry import Backoff
 from worker.service.stats import PipelineStats
+from worker.service.stopping import DRAIN_MARGIN_S, close_pool, run_then_drain, unless_stopped
+from worker.service.supervisor import Supervisor
 from worker.settings import Settings
 from worker.tenants.cache import PostgresTenantSource, TenantCache, TenantListener
 from worker.write.connection import keep_session, prepare_connection
@@ -42,6 +45,7 @@ log = structlog.get_logger(__name__)
 SUMMARY_EVERY_S = 5.0
 BROKER_PROBE_EVERY_S = 5.0
 CONNECT_ERRORS = (
+    TransientError,  # any error worker.db.errors classifies as transient
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
@@ -55,21 +59,30 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> P
     install_signals = stop is None
     stop = stop or asyncio.Event()
     stats = PipelineStats()
+    supervisor = Supervisor(stop)
     try:
-        await _run(settings, stop, install_signals, stats)
+        with supervisor.current():
+            await _run(settings, stop, install_signals, stats, supervisor)
     except TransientError:
         if not stop.is_set():
             raise
         log.info("stopped_while_waiting_for_dependencies")
     log.info("worker_stopped", **stats.summary())
+    supervisor.raise_if_failed()  # after the orderly stop: what is in hand was written
     return stats
 
 
 async def _run(
-    settings: Settings, stop: asyncio.Event, install_signals: bool, stats: PipelineStats
+    settings: Settings,
+    stop: asyncio.Event,
+    install_signals: bool,
+    stats: PipelineStats,
+    supervisor: Supervisor,
 ) -> None:
     readiness = Readiness()
-    server = HealthServer(readiness, stats.metrics, settings.http_host, settings.http_port)
+    server = HealthServer(
+        readiness, stats.metrics, settings.http_host, settings.http_port, supervisor.fail
+    )
     await server.start()
     log.info("http_listening", port=server.port)
     async with (
@@ -93,8 +106,11 @@ async def _run(
             on_revoked=pipeline.partitions_revoked,
         )
         listener = TenantListener(settings.asyncpg_dsn, cache)
-        background = (listener.run(), _log_summaries(stats), _probe_broker(source, readiness))
-        async with _background(*background):
+        async with supervisor.running(
+            tenant_listener=listener.run(),
+            summaries=_log_summaries(stats),
+            broker_probe=_probe_broker(source, readiness, settings),
+        ):
             readiness.fail(Readiness.NO_ASSIGNMENT)
             await _start_consumer(source, settings, readiness, stop)
             readiness.clear(Readiness.STARTING)
@@ -105,8 +121,10 @@ async def _run(
                 _consumer_health(readiness, stats.metrics),
             )
             try:
-                async with _background(watchdog.run()):
-                    await pipeline.run(source, stop)
+                async with supervisor.running(consumer_watchdog=watchdog.run()):
+                    # Bounded: a write retried while PostgreSQL is down would hold it forever.
+                    drain_s = settings.batch_max_wait_ms / 1000 + settings.shutdown_grace_s
+                    await run_then_drain(pipeline.run(source, stop), stop, drain_s + DRAIN_MARGIN_S)
             finally:
                 readiness.fail(Readiness.STOPPING)
                 await source.stop()
@@ -115,19 +133,24 @@ async def _run(
 async def _start_consumer(
     source: KafkaSource, settings: Settings, readiness: Readiness, stop: asyncio.Event
 ) -> None:
-    """Join the group once a broker answers, however long that takes."""
-    backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
-    while True:
-        try:
-            await source.start()
-            readiness.clear(Readiness.BROKER)
-            return
-        except KafkaError as exc:
-            if stop.is_set():
-                raise TransientError("stopped while waiting for Kafka") from exc
-            readiness.fail(Readiness.BROKER)
-            log.warning("broker_unavailable", error=type(exc).__name__)
-            await backoff.sleep()
+    """Join the group once a broker answers, however long that takes; ``stop`` ends the wait."""
+
+    async def join() -> None:
+        backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
+        while True:
+            try:
+                await source.start()
+                readiness.clear(Readiness.BROKER)
+                return
+            except KafkaError as exc:
+                readiness.fail(Readiness.BROKER)
+                delay = backoff.next_delay()
+                log.warning("broker_unavailable", error=type(exc).__name__, retry_in_s=delay,
+                            setting="KAFKA_BOOTSTRAP_SERVERS")  # fmt: skip
+                await asyncio.sleep(delay)
+
+    # A stop cancels a start in progress too: one to a silent broker takes 40 s.
+    await unless_stopped(join(), stop, "Kafka")
 
 
 @contextlib.contextmanager
@@ -159,31 +182,43 @@ def _tenant_cache(settings: Settings, pool: asyncpg.Pool) -> TenantCache:
 
 @contextlib.asynccontextmanager
 async def _database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[asyncpg.Pool]:
-    """A pool once PostgreSQL answers and its schema is at head."""
-    backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
-    while True:
-        try:
-            await _check_schema(settings)
-            pool = await asyncpg.create_pool(
-                settings.asyncpg_dsn,
-                min_size=1,
-                # Writers, plus one each for tenant lookups and offset loads.
-                max_size=settings.write_connections + 2,
-                timeout=settings.database_connect_timeout_s,
-                command_timeout=settings.database_command_timeout_s,
-                init=prepare_connection,
-                reset=keep_session,
-            )
-            break
-        except CONNECT_ERRORS as exc:
-            if stop.is_set():
-                raise TransientError("stopped while waiting for PostgreSQL") from exc
-            log.warning("database_unavailable", error=type(exc).__name__)
-            await backoff.sleep()
+    """A pool once PostgreSQL answers and its schema is at head; ``stop`` ends the wait."""
+
+    async def connect() -> asyncpg.Pool:
+        backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
+        while True:
+            try:
+                # A server starting or restarting answers 57P03 (not yet accepting
+                # connections), which SQLAlchemy wraps in a plain DBAPIError: classify
+                # by SQLSTATE, as the writes do, instead of by exception type.
+                with transient_as_error("starting"):
+                    await _check_schema(settings)
+                    return await asyncpg.create_pool(
+                        settings.asyncpg_dsn,
+                        min_size=1,
+                        # Writers, plus one each for tenant lookups and offset loads.
+                        max_size=settings.write_connections + 2,
+                        timeout=settings.database_connect_timeout_s,
+                        command_timeout=settings.database_command_timeout_s,
+                        init=prepare_connection,
+                        reset=keep_session,
+                    )
+            except CONNECT_ERRORS as exc:
+                delay = backoff.next_delay()
+                log.warning("database_unavailable", error=_unavailable(exc), retry_in_s=delay,
+                            setting="DATABASE_URL", hosts=settings.database_hosts)  # fmt: skip
+                await asyncio.sleep(delay)
+
+    pool = await unless_stopped(connect(), stop, "PostgreSQL")
     try:
         yield pool
     finally:
-        await pool.close()
+        await close_pool(pool)
+
+
+def _unavailable(exc: BaseException) -> str:
+    """Why PostgreSQL is unavailable: a TransientError's message names only the server's state."""
+    return str(exc) if isinstance(exc, TransientError) else type(exc).__name__
 
 
 async def _check_schema(settings: Settings) -> None:
@@ -214,17 +249,6 @@ async def _signals(stop: asyncio.Event, install: bool) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _background(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(c) for c in coroutines]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
 async def _stopping(server: HealthServer) -> AsyncIterator[None]:
     try:
         yield
@@ -245,18 +269,25 @@ def _consumer_health(readiness: Readiness, metrics: Metrics) -> Callable[[Health
     return heard
 
 
-async def _probe_broker(source: KafkaSource, readiness: Readiness) -> None:
-    """Readiness follows whether a broker answers a metadata request."""
+async def _probe_broker(source: KafkaSource, readiness: Readiness, settings: Settings) -> None:
+    """Readiness follows whether a broker answers a metadata request, and has our topics."""
+    topics = {"KAFKA_ACTION_TOPIC": settings.kafka_action_topic}
+    topics["KAFKA_AUDIT_TOPIC"] = settings.kafka_audit_topic
     while True:
         await asyncio.sleep(BROKER_PROBE_EVERY_S)
         try:
             # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives as
             # the probe completes, and this loop would then keep the worker from stopping.
             async with asyncio.timeout(BROKER_PROBE_EVERY_S):
-                await source.probe()
+                found = await source.probe()
             readiness.clear(Readiness.BROKER)
+            note_topics(readiness, topics, found)
         except (TimeoutError, KafkaError) as exc:
-            log.warning("broker_unavailable", error=type(exc).__name__)
+            log.warning(
+                "broker_unavailable",
+                error=type(exc).__name__,
+                setting="KAFKA_BOOTSTRAP_SERVERS",
+            )
             readiness.fail(Readiness.BROKER)
 
 

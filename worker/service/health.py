@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Collection, Mapping
 
 import orjson
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from worker.errors import ConfigError
 from worker.service.metrics import Metrics
 
+log = structlog.get_logger(__name__)
 MAX_REQUEST_BYTES = 8192
 READ_TIMEOUT_S = 5.0
 
@@ -27,6 +31,7 @@ class Readiness:
     DATABASE = "database_unavailable"
     BROKER = "broker_unavailable"
     CONSUMER_STUCK = "consumer_out_of_group"  # too long; a new consumer is joining
+    TOPIC_MISSING = "topic_missing"  # KAFKA_ACTION_TOPIC or KAFKA_AUDIT_TOPIC does not exist
     STOPPING = "stopping"
 
     def __init__(self) -> None:
@@ -47,14 +52,39 @@ class Readiness:
         self._reasons.discard(reason)
 
 
+def note_topics(readiness: Readiness, wanted: Mapping[str, str], found: Collection[str]) -> None:
+    """Not ready (``topic_missing``) while a topic of ``wanted`` (setting: name) is not found.
+
+    The worker waits instead of exiting: a deploy step may create the topics after it
+    starts, and its subscription picks them up once they exist. Logged on each change.
+    """
+    missing = {setting: topic for setting, topic in wanted.items() if topic not in found}
+    if missing and Readiness.TOPIC_MISSING not in readiness.reasons:
+        for setting, topic in missing.items():
+            log.warning("topic_missing", topic=topic, setting=setting)
+        readiness.fail(Readiness.TOPIC_MISSING)
+    elif not missing and Readiness.TOPIC_MISSING in readiness.reasons:
+        log.info("topics_found", topics=sorted(wanted.values()))
+        readiness.clear(Readiness.TOPIC_MISSING)
+
+
 class HealthServer:
     """Serves the three endpoints on 0.0.0.0 (or the given host) and ``port``."""
 
-    def __init__(self, readiness: Readiness, metrics: Metrics, host: str, port: int) -> None:
+    def __init__(
+        self,
+        readiness: Readiness,
+        metrics: Metrics,
+        host: str,
+        port: int,
+        on_error: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
         self._readiness = readiness
         self._metrics = metrics
         self._host, self._port = host, port
         self._server: asyncio.Server | None = None
+        # A handler bug is not a bad request: the supervisor ends the process with it.
+        self._on_error = on_error
 
     @property
     def port(self) -> int:
@@ -63,7 +93,15 @@ class HealthServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        """Listen; a port in use (or any bind error) is a configuration error naming HTTP_PORT."""
+        try:
+            self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(
+                f"HTTP_PORT: cannot listen on {self._host}:{self._port} ({reason}); "
+                "set HTTP_PORT (or HTTP_HOST) to a free port on this host"
+            ) from None
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -81,6 +119,10 @@ class HealthServer:
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass  # a client that cannot send a request gets nothing
+        except Exception as exc:
+            if self._on_error is None:
+                raise
+            self._on_error("health_server", exc)
         finally:
             writer.close()
             with contextlib.suppress(OSError):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from typer.testing import CliRunner
 
 from tests.unit.deploy.manifests import (
@@ -26,11 +24,10 @@ from tests.unit.deploy.manifests import (
     secrets,
 )
 from worker.cli import app
-from worker.consume import consumer as consumer_module
-from worker.consume.consumer import COMMIT_TIMEOUT_S
-from worker.consume.kafka_config import client_options
+from worker.consume.consumer import COMMIT_TIMEOUT_S, STOP_TIMEOUT_S
 from worker.service.health import HealthServer, Readiness
 from worker.service.metrics import Metrics
+from worker.service.stopping import DRAIN_MARGIN_S, POOL_CLOSE_S
 from worker.settings import Settings
 
 SETTINGS = {name.upper() for name in Settings.model_fields}
@@ -145,16 +142,14 @@ def test_static_membership_is_opt_in_and_comes_from_the_pod_name() -> None:
 
 
 def shutdown_budget_s(settings: Settings) -> float:
-    """The longest shutdown of worker/service/app.py, from the settings and client defaults."""
-    # aiokafka's default applies while neither the shared options nor the consumer set it.
-    assert "request_timeout_ms" not in client_options(settings)
-    assert "request_timeout_ms" not in inspect.getsource(consumer_module)
-    leave_ms = inspect.signature(AIOKafkaConsumer).parameters["request_timeout_ms"].default
+    """The longest shutdown of worker/service/app.py, from the settings and the code's bounds."""
     return (
         settings.batch_max_wait_ms / 1000  # the batch being gathered closes
         + settings.shutdown_grace_s  # the batch in hand is written
+        + DRAIN_MARGIN_S  # then the loop is cancelled
         + COMMIT_TIMEOUT_S  # the last offsets are told to Kafka
-        + leave_ms / 1000  # LeaveGroup, when the coordinator does not answer
+        + STOP_TIMEOUT_S  # LeaveGroup and close, abandoned when the coordinator does not answer
+        + POOL_CLOSE_S  # the pool's connections are closed, or dropped
     )
 
 
