@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,25 @@ async def enum_values(url: str) -> dict[str, list[str]]:
     for row in rows:
         found.setdefault(row["typname"], []).append(row["enumlabel"])
     return found
+
+
+def modules_loaded_by(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    """The modules of ``packages`` that importing ``modules`` loads, in a fresh interpreter
+    (this one has imported everything already)."""
+    script = (
+        "import importlib, json, sys\n"
+        f"packages = {packages!r}\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules\n"
+        "    if any(m == p or m.startswith(p + '.') for p in packages))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded: list[str] = json.loads(result.stdout)
+    return loaded

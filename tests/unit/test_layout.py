@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO_ROOT, modules_loaded_by
+
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 CHECKED_TREES = ("worker", "schemas", "alembic", "tests")
@@ -32,21 +30,8 @@ def _python_files() -> list[Path]:
 def test_the_product_never_imports_devtools() -> None:
     """Importing every product module (the CLI included) loads nothing of worker.devtools."""
     modules = _product_modules()
-    script = (
-        "import importlib, json, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('worker.devtools'))))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
     assert "worker.cli" in modules
-    assert json.loads(result.stdout) == []
+    assert modules_loaded_by(modules, ("worker.devtools",)) == []
 
 
 def test_no_module_over_300_lines() -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from schemas import ActionStatus, ActionType, enums, rules
 from schemas.export import json_schemas
-from tests.helpers import REPO_ROOT
+from tests.helpers import modules_loaded_by
 from worker.db import models
 from worker.decode import fast
 
@@ -27,21 +25,7 @@ _FIELD_HOMES = {
 
 def test_importing_schemas_loads_no_database_layer_and_nothing_of_the_worker() -> None:
     """A producer's `import schemas` pulls in neither SQLAlchemy nor any worker module."""
-    script = (
-        "import json, sys\n"
-        "import schemas, schemas.export\n"
-        "print(json.dumps(sorted(m for m in sys.modules\n"
-        "    if m.split('.')[0] in ('sqlalchemy', 'worker'))))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert json.loads(result.stdout) == []
+    assert modules_loaded_by(["schemas", "schemas.export"], ("sqlalchemy", "worker")) == []
 
 
 def test_the_orm_and_the_fast_path_use_the_contracts_enums() -> None:
