@@ -2,7 +2,9 @@
 
 Exit codes a pipeline can rely on: 0 success, 1 the operation failed
 (migration rolled back, ...), 2 bad configuration or usage, 3 the database
-schema does not match this build, 4 the reject circuit breaker stopped the worker;
+schema does not match this build, 4 the reject circuit breaker stopped the worker,
+5 a partition with events waiting made no progress for STALL_EXIT_S (``run``: restart it,
+it resumes exactly from PostgreSQL's offsets);
 ``run`` exits 1 when a background task or rebalance callback failed (logged with its
 traceback as ``fatal_error``; restarting is safe: the offsets are in PostgreSQL), and 2
 when HTTP_PORT cannot be bound;
@@ -21,7 +23,13 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from worker.errors import BreakerTrippedError, ConfigError, IngestError, SchemaError
+from worker.errors import (
+    BreakerTrippedError,
+    ConfigError,
+    IngestError,
+    SchemaError,
+    StalledError,
+)
 from worker.ops import admin
 from worker.settings import Settings, load_settings
 
@@ -32,6 +40,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_SCHEMA = 3
 EXIT_BREAKER = 4
+EXIT_STALLED = 5
 # `migrate --check` only: migrations are pending; the database is newer and compatible.
 EXIT_PENDING = 10
 EXIT_NEWER = 11
@@ -259,6 +268,8 @@ def main() -> None:
         _fail(str(exc), EXIT_SCHEMA)
     except BreakerTrippedError as exc:
         _fail(str(exc), EXIT_BREAKER)
+    except StalledError as exc:
+        _fail(str(exc), EXIT_STALLED)
     except IngestError as exc:
         _fail(str(exc), EXIT_FAILED)
 

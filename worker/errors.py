@@ -10,6 +10,7 @@ Grouped by what the caller does with them::
     ├── TransientError          database or broker unavailable: retry the batch, pause, not ready
     ├── PartitionsFencedError   another replica owns the partitions: drop their work
     ├── BreakerTrippedError     nearly every event is rejected: stop consuming
+    ├── StalledError            a partition made no progress for STALL_EXIT_S: exit 5
     └── FatalError              a background task or rebalance callback failed: exit 1
 
 Bad events are not exceptions: decode and the sink turn them into ``Reject``s.
@@ -56,6 +57,10 @@ class PartitionsFencedError(IngestError):
 
 class BreakerTrippedError(IngestError):
     """Nearly everything is being rejected: stop instead of draining the topic into rejects."""
+
+
+class StalledError(IngestError):
+    """A partition with events waiting made no stored progress for STALL_EXIT_S: restart."""
 
 
 class FatalError(IngestError):

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # short enough that a consumer that never rejoins is noticed within minutes.
     kafka_rejoin_timeout_s: float = Field(default=60.0, gt=0)
 
+    # A partition with events waiting and no stored progress for STALL_TIMEOUT_S is stalled
+    # (not ready, ``stalled``); after STALL_EXIT_S the worker exits 5 (0: never exits).
+    stall_timeout_s: float = Field(default=120.0, gt=0)
+    stall_exit_s: float = Field(default=300.0, ge=0)
+
     # Producers (EventPublisher); the embedded broker has no idempotent producer.
     kafka_enable_idempotence: bool = True
 

@@ -65,6 +65,7 @@ class KafkaSource:
         self._closed = False
         self._replace = False  # asked for a new consumer, made at the next fetch
         self._owned: set[TopicPartition] = set()  # assigned by the group, not revoked since
+        self._positioned: dict[TopicPartition, int] = {}  # last seeks, for the stall watch
         self._unmirrored: dict[TopicPartition, int] = {}  # noted, not yet told to Kafka
         self._mirroring: asyncio.Task[None] | None = None
 
@@ -153,6 +154,10 @@ class KafkaSource:
         """The log end of each owned partition, as last seen by fetches (for lag)."""
         ends = {tp: self._consumer.highwater(tp) for tp in self._consumer.assignment()}
         return {TopicPartition(*tp): end for tp, end in ends.items() if end is not None}
+
+    def positioned(self) -> dict[TopicPartition, int]:
+        """Where each partition was last positioned: PostgreSQL's offset, or the beginning."""
+        return dict(self._positioned)
 
     async def probe(self) -> set[str]:
         """Ask the cluster for its metadata, the topics it has: raises when no broker answers."""
@@ -247,7 +252,9 @@ class KafkaSource:
         for tp in partitions:
             kafka_tp = KafkaTopicPartition(*tp)
             if kafka_tp in held:
-                consumer.seek(kafka_tp, stored[tp] if tp in stored else beginnings[kafka_tp])
+                offset = stored[tp] if tp in stored else beginnings[kafka_tp]
+                self._positioned[tp] = offset
+                consumer.seek(kafka_tp, offset)
 
     async def partitions_assigned(
         self, assigned: list[TopicPartition], consumer: AIOKafkaConsumer

@@ -5,7 +5,9 @@ at head. SIGTERM and SIGINT stop fetching; the batch in hand is written and
 committed within SHUTDOWN_GRACE_S, the consumer leaves its group, and the
 process exits 0. A consumer out of its group for longer than KAFKA_REJOIN_TIMEOUT_S
 is replaced in place (``worker.consume.watchdog``). A background task or rebalance
-callback that fails ends the process (``worker.service.supervisor``).
+callback that fails ends the process (``worker.service.supervisor``); so does a partition
+stalled for STALL_EXIT_S (``worker.service.stall``, exit 5). A blocked event loop is
+logged (``worker.service.loop_watch``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from worker.db.migrations import ensure_schema_at_head
 from worker.errors import TransientError
 from worker.pipeline import Pipeline
 from worker.service.health import HealthServer, Readiness, note_topics
+from worker.service.loop_watch import watching_loop
 from worker.service.metrics import Metrics
 from worker.service.retry import Backoff
+from worker.service.stall import watch_stalls
 from worker.service.stats import PipelineStats
 from worker.service.stopping import DRAIN_MARGIN_S, close_pool, run_then_drain, unless_stopped
 from worker.service.supervisor import Supervisor
@@ -42,7 +46,6 @@ from worker.write.connection import keep_session, prepare_connection
 from worker.write.sink import PostgresSink
 
 log = structlog.get_logger(__name__)
-SUMMARY_EVERY_S = 5.0
 BROKER_PROBE_EVERY_S = 5.0
 CONNECT_ERRORS = (
     TransientError,  # any error worker.db.errors classifies as transient
@@ -61,7 +64,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> P
     stats = PipelineStats()
     supervisor = Supervisor(stop)
     try:
-        with supervisor.current():
+        with supervisor.current(), watching_loop():
             await _run(settings, stop, install_signals, stats, supervisor)
     except TransientError:
         if not stop.is_set():
@@ -108,7 +111,7 @@ async def _run(
         listener = TenantListener(settings.asyncpg_dsn, cache)
         async with supervisor.running(
             tenant_listener=listener.run(),
-            summaries=_log_summaries(stats),
+            summaries=stats.log_summaries(),
             broker_probe=_probe_broker(source, readiness, settings),
         ):
             readiness.fail(Readiness.NO_ASSIGNMENT)
@@ -121,7 +124,10 @@ async def _run(
                 _consumer_health(readiness, stats.metrics),
             )
             try:
-                async with supervisor.running(consumer_watchdog=watchdog.run()):
+                async with supervisor.running(
+                    consumer_watchdog=watchdog.run(),
+                    stall_watch=watch_stalls(source, readiness, stats, settings),
+                ):
                     # Bounded: a write retried while PostgreSQL is down would hold it forever.
                     drain_s = settings.batch_max_wait_ms / 1000 + settings.shutdown_grace_s
                     await run_then_drain(pipeline.run(source, stop), stop, drain_s + DRAIN_MARGIN_S)
@@ -289,9 +295,3 @@ async def _probe_broker(source: KafkaSource, readiness: Readiness, settings: Set
                 setting="KAFKA_BOOTSTRAP_SERVERS",
             )
             readiness.fail(Readiness.BROKER)
-
-
-async def _log_summaries(stats: PipelineStats) -> None:
-    while True:
-        await asyncio.sleep(SUMMARY_EVERY_S)
-        log.info("ingest_summary", **stats.summary())

@@ -33,6 +33,7 @@ class Readiness:
     CONSUMER_STUCK = "consumer_out_of_group"  # too long; a new consumer is joining
     TOPIC_MISSING = "topic_missing"  # KAFKA_ACTION_TOPIC or KAFKA_AUDIT_TOPIC does not exist
     STOPPING = "stopping"
+    STALLED = "stalled"  # events waiting, no stored progress for STALL_TIMEOUT_S
 
     def __init__(self) -> None:
         self._reasons: set[str] = {self.STARTING}

@@ -62,6 +62,12 @@ class Metrics:
             "Consumers replaced after being out of their group too long.",
             registry=r,
         )
+        self.partition_stalled = Gauge(
+            "log_ingest_partition_stalled",
+            "1 while the partition has events waiting and no stored progress.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.tenant_cache = Gauge(
             "log_ingest_tenant_cache", "Tenant cache hits, misses and size.", ["stat"], registry=r
         )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import structlog
 
 from worker.records import Batch, RejectReason, TopicPartition, WriteResult
 from worker.service.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+SUMMARY_EVERY_S = 5.0
 
 
 @dataclass
@@ -22,6 +28,8 @@ class PipelineStats:
     batches: int = 0
     retries: int = 0
     rejects: Counter[RejectReason] = field(default_factory=Counter)
+    # Hears each committed batch's next offsets (the stall watch): per batch, never per event.
+    progressed: Callable[[Mapping[TopicPartition, int]], None] = lambda _: None
     _last_summary: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
 
     def consumed(self, count: int) -> None:
@@ -46,7 +54,9 @@ class PipelineStats:
     def lag(
         self, ends: Mapping[TopicPartition, int], positions: Mapping[TopicPartition, int]
     ) -> None:
+        """After each committed batch: the log ends seen by fetches, and the stored positions."""
         self.metrics.set_lag(ends, positions)
+        self.progressed(positions)
 
     @property
     def events_written(self) -> int:
@@ -66,3 +76,9 @@ class PipelineStats:
             "retries": self.retries,
             "events_per_s": round(rate, 1),
         }
+
+    async def log_summaries(self) -> None:
+        """Log ``summary`` every SUMMARY_EVERY_S until cancelled."""
+        while True:
+            await asyncio.sleep(SUMMARY_EVERY_S)
+            log.info("ingest_summary", **self.summary())

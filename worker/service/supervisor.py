@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from worker.errors import FatalError
+from worker.errors import FatalError, IngestError, StalledError
 
 log = structlog.get_logger(__name__)
 _current: ContextVar[Supervisor | None] = ContextVar("log_ingest_supervisor", default=None)
@@ -33,14 +33,21 @@ class Supervisor:
 
     def __init__(self, stop: asyncio.Event) -> None:
         self._stop = stop
-        self.error: FatalError | None = None
+        self.error: IngestError | None = None
 
     def fail(self, where: str, exc: BaseException) -> None:
-        """Log ``exc`` with its traceback, keep the first one as the fatal error, stop."""
-        log.error("fatal_error", where=where, error=type(exc).__name__, exc_info=exc)
+        """Log ``exc`` with its traceback, keep the first one as the fatal error, stop.
+
+        A StalledError is kept as it is (exit 5, not 1): the stall watch logged why.
+        """
+        if isinstance(exc, StalledError):
+            error: IngestError = exc
+        else:
+            log.error("fatal_error", where=where, error=type(exc).__name__, exc_info=exc)
+            error = FatalError(f"{where} failed ({type(exc).__name__}); see the log")
+            error.__cause__ = exc
         if self.error is None:
-            self.error = FatalError(f"{where} failed ({type(exc).__name__}); see the log")
-            self.error.__cause__ = exc
+            self.error = error
         self._stop.set()
 
     def raise_if_failed(self) -> None:
