@@ -219,12 +219,12 @@ class KafkaSource:
         if not to_commit:
             return True
         try:
-            # Not asyncio.wait_for: on Python 3.11, a cancellation that arrives as the
-            # commit fails is lost (wait_for returns the commit's outcome), and the mirror
-            # then retried forever, keeping the process from exiting at shutdown.
+            # Not wait_for: on Python 3.11 it loses a cancellation that arrives as the commit
+            # fails, and the mirror then retried forever, keeping the process from exiting.
             async with asyncio.timeout(COMMIT_TIMEOUT_S):
                 await self._consumer.commit(to_commit)
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, OSError, RuntimeError) as exc:
+            # Best effort (lag tools only); uvloop raises RuntimeError on a closed connection.
             log.info("kafka_commit_skipped", error=type(exc).__name__)
             return False
         return True

@@ -288,7 +288,7 @@ async def _probe_broker(source: KafkaSource, readiness: Readiness, settings: Set
                 found = await source.probe()
             readiness.clear(Readiness.BROKER)
             note_topics(readiness, topics, found)
-        except (TimeoutError, KafkaError) as exc:
+        except (KafkaError, OSError, RuntimeError) as exc:  # uvloop: RuntimeError when closed
             log.warning(
                 "broker_unavailable",
                 error=type(exc).__name__,

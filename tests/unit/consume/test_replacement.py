@@ -16,6 +16,7 @@ import pytest
 from aiokafka import OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
+from structlog.testing import capture_logs
 
 from worker.consume import consumer as consumer_module
 from worker.consume.consumer import KafkaSource
@@ -183,6 +184,19 @@ async def test_a_cancel_as_a_commit_fails_ends_the_mirror(made: list[StandInCons
     for _ in range(5):  # a few turns of the loop: no timer involved
         await asyncio.sleep(0)
     assert mirror.cancelled()
+
+
+async def test_a_commit_on_a_closed_connection_is_skipped(made: list[StandInConsumer]) -> None:
+    """uvloop's RuntimeError from a commit on a closed connection is a skipped commit."""
+
+    def closed() -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    source = await started_source(Recorder(), [TP])
+    made[0].on_commit = closed
+    with capture_logs() as logs:
+        assert await source._commit({TP: 10}) is False
+    assert [entry["error"] for entry in logs] == ["RuntimeError"]
 
 
 async def test_offsets_noted_after_stop_are_not_mirrored(made: list[StandInConsumer]) -> None:
