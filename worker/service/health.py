@@ -116,8 +116,7 @@ class HealthServer:
             status, content_type, body = self._route(request[:MAX_REQUEST_BYTES])
             head = f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
             head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            writer.write(head.encode() + body)
-            await writer.drain()
+            await _send(writer, head.encode() + body)
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass  # a client that cannot send a request gets nothing
         except Exception as exc:
@@ -147,3 +146,10 @@ class HealthServer:
         body = orjson.dumps({"ready": self._readiness.ready, "reasons": self._readiness.reasons})
         status = "200 OK" if self._readiness.ready else "503 Service Unavailable"
         return status, "application/json", body
+
+
+async def _send(writer: asyncio.StreamWriter, response: bytes) -> None:
+    """Answer; a client gone meanwhile is no error of ours (uvloop says RuntimeError)."""
+    with contextlib.suppress(OSError, RuntimeError):
+        writer.write(response)
+        await writer.drain()
