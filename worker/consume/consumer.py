@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaConsumer, OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import KafkaError
 
-from worker.consume.kafka_config import client_options
-from worker.consume.membership import is_member, is_rejoining
+from worker.consume.kafka_config import new_consumer as _new_consumer
+from worker.consume.membership import is_broken, is_member, is_rejoining
 from worker.consume.rebalance import Rebalance
 from worker.records import RawRecord, TopicPartition
 from worker.service.supervisor import watch
@@ -121,6 +121,14 @@ class KafkaSource:
                     timeout_ms=timeout_ms, max_records=max_records
                 )
         except TimeoutError:
+            return []
+        except KafkaError as exc:
+            if not is_broken(self._consumer):
+                raise
+            # aiokafka's own tasks died (seen: uvloop's RuntimeError on a connection the
+            # broker closed); a new consumer is exact: it seeks to PostgreSQL's offsets.
+            log.warning("consumer_broken", error=type(exc).__name__)
+            self._replace = True
             return []
         # tuple.__new__: the NamedTuple's own __new__ is Python code, run per message.
         return [
@@ -278,22 +286,6 @@ class KafkaSource:
         self._owned -= revoked
         await self._on_revoked(revoked)
         await self.flush_commits()  # while the group still counts us as their owner
-
-
-def _new_consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        group_id=settings.kafka_group_id,
-        group_instance_id=settings.kafka_group_instance_id,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
-        fetch_max_bytes=32 * 1024 * 1024,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        check_crcs=settings.kafka_check_crcs,
-        **client_options(settings),
-    )
 
 
 def _names(partitions: Collection[TopicPartition]) -> list[str]:

@@ -1,9 +1,11 @@
-"""The connection options every Kafka client of log-ingest shares (consumer, publisher, admin)."""
+"""Options of log-ingest's Kafka clients: the connection (shared by all), the worker's consumer."""
 
 from __future__ import annotations
 
 import ssl
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer
 
 from worker.settings import Settings
 
@@ -31,3 +33,21 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     if settings.kafka_ssl_certfile:
         context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
     return context
+
+
+def new_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The worker's consumer: no auto-commit (PostgreSQL holds the offsets), the group's
+    timings, and fetch sizes that fit the largest event."""
+    return AIOKafkaConsumer(
+        group_id=settings.kafka_group_id,
+        group_instance_id=settings.kafka_group_instance_id,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
+        fetch_max_bytes=32 * 1024 * 1024,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        check_crcs=settings.kafka_check_crcs,
+        **client_options(settings),
+    )

@@ -32,3 +32,11 @@ def is_rejoining(consumer: AIOKafkaConsumer) -> bool:
     """Between losing its assignment and getting the next one, when ``getmany`` would wait
     for the next one whatever its timeout (a started, subscribed consumer)."""
     return bool(consumer._subscription.reassignment_in_progress)
+
+
+def is_broken(consumer: AIOKafkaConsumer) -> bool:
+    """Its group coordinator's routine or its client's metadata sync has ended: both run for
+    the consumer's whole life, so it can no longer fetch or take part in its group."""
+    coordinator = consumer._coordinator
+    tasks = (getattr(coordinator, "_coordination_task", None), consumer._client._sync_task)
+    return any(task is not None and task.done() for task in tasks)

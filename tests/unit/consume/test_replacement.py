@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiokafka import OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.errors import CommitFailedError, KafkaConnectionError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from structlog.testing import capture_logs
 
 from worker.consume import consumer as consumer_module
@@ -37,6 +37,10 @@ class StandInConsumer:
         self.listener: Any = None
         self.started = self.stopped = False
         self._subscription = SimpleNamespace(reassignment_in_progress=False)
+        # aiokafka's own background tasks: a done one means the consumer is broken.
+        self._coordinator = SimpleNamespace(_coordination_task=None)
+        self._client = SimpleNamespace(_sync_task=None)
+        self.fetch_error: Exception | None = None  # set: getmany raises it
         self.stop_gate: asyncio.Event | None = None  # set: stop waits for it
         self.on_commit: Any = None  # called in the commit, before it answers
         self.fetch_gate: asyncio.Event | None = None  # set: getmany waits for it
@@ -57,6 +61,8 @@ class StandInConsumer:
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
         self.fetches += 1
+        if self.fetch_error is not None:
+            raise self.fetch_error
         if self.fetch_gate is not None:
             await self.fetch_gate.wait()
         return {}
@@ -118,6 +124,28 @@ async def started_source(recorder: Recorder, owned: Iterable[TopicPartition]) ->
     first.owned = {KafkaTopicPartition(*tp) for tp in owned}
     await first.listener.on_partitions_assigned(first.owned)
     return source
+
+
+async def test_a_broken_consumer_is_replaced(made: list[StandInConsumer]) -> None:
+    """A fetch failing because aiokafka's coordinator task died leads to a new consumer."""
+    recorder = Recorder()
+    source = await started_source(recorder, [TP])
+    made[0]._coordinator._coordination_task = asyncio.get_running_loop().create_future()
+    made[0]._coordinator._coordination_task.set_result(None)
+    made[0].fetch_error = KafkaError("Unexpected error during coordination")
+    assert await source.fetch(0, 10) == []
+    assert await source.fetch(0, 10) == []
+    old, new = made
+    assert (recorder.revoked, old.stopped, new.started) == ([{TP}], True, True)
+
+
+async def test_a_fetch_error_of_a_working_consumer_is_raised(made: list[StandInConsumer]) -> None:
+    """A KafkaError while aiokafka's tasks still run is not hidden by a replacement."""
+    source = await started_source(Recorder(), [TP])
+    made[0].fetch_error = KafkaError("corrupt record")
+    with pytest.raises(KafkaError, match="corrupt record"):
+        await source.fetch(0, 10)
+    assert len(made) == 1
 
 
 async def test_replacement_revokes_stops_and_joins_anew(made: list[StandInConsumer]) -> None:
