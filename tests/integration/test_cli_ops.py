@@ -25,7 +25,7 @@ from tests.streams import (
     wait_until,
     worker_env,
 )
-from worker.consume import consumer as consumer_module
+from worker.consume import kafka_config
 from worker.devtools.eventgen import EventFactory
 from worker.ops.admin import create_tenant
 from worker.records import RejectReason
@@ -136,7 +136,7 @@ async def test_a_consumer_that_never_rejoins_is_replaced(
             super().__init__(**options)
             made.append(self)
 
-    monkeypatch.setattr(consumer_module, "AIOKafkaConsumer", Recorded)
+    monkeypatch.setattr(kafka_config, "AIOKafkaConsumer", Recorded)
     settings = stream.model_copy(update={"kafka_rejoin_timeout_s": REJOIN_TIMEOUT_S})
     factory = EventFactory([(await create_tenant(settings, "Acme")).tenant_id], seed=12)
     sent = await produce(settings, factory.mixed(500, 0.0, settings.max_event_bytes))
