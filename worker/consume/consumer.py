@@ -108,6 +108,9 @@ class KafkaSource:
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
+        if self._started and not self._replace and is_broken(self._consumer):
+            log.warning("consumer_broken")  # see below; a dead fetcher raises nothing
+            self._replace = True
         if self._replace:
             await self._replace_consumer()
         # Not started: the replacement could not reach a broker yet.

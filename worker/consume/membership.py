@@ -35,8 +35,12 @@ def is_rejoining(consumer: AIOKafkaConsumer) -> bool:
 
 
 def is_broken(consumer: AIOKafkaConsumer) -> bool:
-    """Its group coordinator's routine or its client's metadata sync has ended: both run for
-    the consumer's whole life, so it can no longer fetch or take part in its group."""
-    coordinator = consumer._coordinator
-    tasks = (getattr(coordinator, "_coordination_task", None), consumer._client._sync_task)
+    """One of its own background tasks has ended (group coordination, fetching, metadata
+    sync): they run for the consumer's whole life, so it can no longer fetch or stay in
+    its group. A dead fetcher makes ``getmany`` return nothing, forever, without an error."""
+    tasks = (
+        getattr(consumer._coordinator, "_coordination_task", None),
+        getattr(consumer._fetcher, "_fetch_task", None),
+        consumer._client._sync_task,
+    )
     return any(task is not None and task.done() for task in tasks)

@@ -40,6 +40,7 @@ class StandInConsumer:
         # aiokafka's own background tasks: a done one means the consumer is broken.
         self._coordinator = SimpleNamespace(_coordination_task=None)
         self._client = SimpleNamespace(_sync_task=None)
+        self._fetcher = SimpleNamespace(_fetch_task=None)
         self.fetch_error: Exception | None = None  # set: getmany raises it
         self.stop_gate: asyncio.Event | None = None  # set: stop waits for it
         self.on_commit: Any = None  # called in the commit, before it answers
@@ -134,6 +135,17 @@ async def test_a_broken_consumer_is_replaced(made: list[StandInConsumer]) -> Non
     made[0]._coordinator._coordination_task.set_result(None)
     made[0].fetch_error = KafkaError("Unexpected error during coordination")
     assert await source.fetch(0, 10) == []
+    assert await source.fetch(0, 10) == []
+    old, new = made
+    assert (recorder.revoked, old.stopped, new.started) == ([{TP}], True, True)
+
+
+async def test_a_consumer_whose_fetcher_died_is_replaced(made: list[StandInConsumer]) -> None:
+    """A dead fetcher task returns nothing, with no error: the next fetch replaces it."""
+    recorder = Recorder()
+    source = await started_source(recorder, [TP])
+    made[0]._fetcher._fetch_task = asyncio.get_running_loop().create_future()
+    made[0]._fetcher._fetch_task.set_result(None)
     assert await source.fetch(0, 10) == []
     old, new = made
     assert (recorder.revoked, old.stopped, new.started) == ([{TP}], True, True)
