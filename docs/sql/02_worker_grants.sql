@@ -9,3 +9,8 @@ GRANT SELECT, INSERT, UPDATE ON action_logs TO log_ingest_worker;   -- lifecycle
 GRANT SELECT (id), INSERT ON audit_logs TO log_ingest_worker;
 GRANT SELECT (topic, "partition", "offset"), INSERT ON ingest_rejects TO log_ingest_worker;
 GRANT SELECT, INSERT, UPDATE ON ingest_offsets TO log_ingest_worker; -- the offset compare-and-set
+-- Since migration 005: a position the worker does not continue from is recorded, and when
+-- a log was replaced its rejects are moved out of the new log's way (DELETE ... RETURNING).
+GRANT SELECT, INSERT ON ingest_gaps TO log_ingest_worker;
+GRANT SELECT, DELETE ON ingest_rejects TO log_ingest_worker;
+GRANT INSERT ON ingest_rejects_superseded TO log_ingest_worker;

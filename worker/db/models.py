@@ -187,3 +187,52 @@ class IngestReject(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IngestGap(Base):
+    """A partition resumed somewhere else than its stored next offset, and why."""
+
+    __tablename__ = "ingest_gaps"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('retention', 'log_reset', 'operator')", name="ck_ingest_gaps_kind"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    topic: Mapped[str] = mapped_column(String(255), nullable=False)
+    partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    # None: the partition had no stored offset (an operator's first position).
+    stored_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resumed_offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    # The log's start and end offsets when the gap was found, where known.
+    log_start: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    log_end: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    detected_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class IngestRejectSuperseded(Base):
+    """A reject of a log that was replaced (see ``IngestGap``), moved out of the way of the
+    new log's rejects at the same positions."""
+
+    __tablename__ = "ingest_rejects_superseded"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    gap_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    topic: Mapped[str] = mapped_column(String(255), nullable=False)
+    partition: Mapped[int] = mapped_column(Integer, nullable=False)
+    offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    key: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
+    raw: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
+    raw_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(50), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    superseded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
