@@ -9,9 +9,10 @@ go to COPY as they are; JSON columns are already serialized text.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 
@@ -29,6 +30,18 @@ class RawRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+
+
+_new = tuple.__new__
+
+
+def raw_records(messages: Iterable[Any]) -> list[RawRecord]:
+    """aiokafka's ConsumerRecords as RawRecords."""
+    # tuple.__new__: the NamedTuple's own __new__ is Python code, run per message.
+    return [
+        _new(RawRecord, (m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
+        for m in messages
+    ]
 
 
 class RejectReason(enum.StrEnum):

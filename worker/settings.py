@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Whether the consumer checks each record batch's CRC-32C (in software: about 5% of the
     # worker's CPU here); librdkafka's consumers skip it by default, Kafka's Java client not.
     kafka_check_crcs: bool = True
+    # A stored position the log no longer holds (retention, a re-created topic): `earliest`
+    # resumes from the log start and records the gap; `fail` holds the partition for an operator.
+    offset_reset_policy: Literal["earliest", "fail"] = "earliest"
     # Group membership timings of the consumer. The broker declares a member dead after
     # a session timeout without heartbeat; a join or rebalance takes a fraction of it. The
     # defaults are aiokafka's; tests on the embedded broker use far shorter ones (a Kafka
@@ -108,7 +111,7 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "offset_reset_policy", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -1,13 +1,15 @@
 """The Kafka side of the worker: group membership, seeking to PostgreSQL's offsets, fetching.
 
-Contract: offsets are never committed automatically. On assignment each
-partition is positioned at the next_offset stored in PostgreSQL (the source of
-truth), or at the beginning when none is stored. ``commit`` afterwards only
-notes what PostgreSQL already holds; a background task tells Kafka, so that lag
-tools see progress. A write never waits for Kafka: a broker that is slow or
-gone must not hold events back from PostgreSQL (a commit can hang for as long as
-the coordinator is unreachable). ``fetch`` does not block longer than asked (aiokafka's
-would wait for the end of a rebalance, however long), except to replace the consumer.
+Contract: offsets are never committed automatically, and aiokafka never resets a
+position by itself. On assignment each partition is positioned at the next_offset
+stored in PostgreSQL (the source of truth), or at the beginning when none is stored,
+unless the log no longer holds it (``worker.consume.starts``: recorded as a gap). A
+fetch that finds a position out of the log (the broker's out-of-range answer, or a high
+watermark below it) goes through the same. ``commit`` afterwards only notes what
+PostgreSQL already holds (``worker.consume.mirror`` tells Kafka, for lag tools).
+``fetch`` does not block longer than asked (aiokafka's would wait for the end of a
+rebalance, however long), except to replace the consumer or to find a record batch it
+cannot decode (``worker.consume.undecodable``): that partition is held, the others go on.
 
 A consumer out of its group for too long (aiokafka can lose its membership and never
 rejoin) is replaced when the watchdog asks: what it held is revoked as in a rebalance,
@@ -21,25 +23,26 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 
 import structlog
-from aiokafka import AIOKafkaConsumer, OffsetAndMetadata
+from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
+from worker.consume.blocked import Hold
 from worker.consume.kafka_config import new_consumer as _new_consumer
-from worker.consume.membership import is_broken, is_member, is_rejoining
+from worker.consume.membership import fetch_states, is_broken, is_member, is_rejoining
+from worker.consume.mirror import COMMIT_TIMEOUT_S, CommitMirror
 from worker.consume.rebalance import Rebalance
-from worker.records import RawRecord, TopicPartition
-from worker.service.supervisor import watch
+from worker.consume.starts import Starts
+from worker.consume.undecodable import UNDECODABLE, find_bad_batch
+from worker.records import RawRecord, TopicPartition, raw_records
+from worker.service.health import Readiness
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
-_new = tuple.__new__
-COMMIT_TIMEOUT_S = 5.0  # one commit to Kafka; a normal one takes milliseconds
-COMMIT_RETRY_S = 1.0  # pause before telling Kafka again after a failed commit
 STOP_TIMEOUT_S = 10.0  # a consumer stuck out of its group may never finish stopping
 FETCH_OVERRUN_S = 0.1  # past the fetch's own timeout: aiokafka is waiting for a rebalance
+HELD_POLL_S = 2.0  # how often held partitions are checked for an operator's new position
 
-LoadOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 OnAssigned = Callable[[dict[TopicPartition, int | None]], None]
 OnRevoked = Callable[[set[TopicPartition]], Awaitable[None]]
 
@@ -51,13 +54,14 @@ class KafkaSource:
         self,
         settings: Settings,
         *,
-        load_offsets: LoadOffsets,
+        starts: Starts,
         on_assigned: OnAssigned,
         on_revoked: OnRevoked,
     ) -> None:
         self._settings = settings
         self._topics = (settings.kafka_action_topic, settings.kafka_audit_topic)
-        self._load_offsets = load_offsets
+        self._starts = starts
+        self._blocked = starts.blocked
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self._consumer = _new_consumer(settings)
@@ -66,8 +70,8 @@ class KafkaSource:
         self._replace = False  # asked for a new consumer, made at the next fetch
         self._owned: set[TopicPartition] = set()  # assigned by the group, not revoked since
         self._positioned: dict[TopicPartition, int] = {}  # last seeks, for the stall watch
-        self._unmirrored: dict[TopicPartition, int] = {}  # noted, not yet told to Kafka
-        self._mirroring: asyncio.Task[None] | None = None
+        self._mirror = CommitMirror(lambda: self._consumer)
+        self._held_polled = 0.0
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -78,7 +82,7 @@ class KafkaSource:
         """Tell Kafka the last offsets, leave the group, close, each within its timeout; later
         notes stay unmirrored (a write finishing during shutdown: its commit would be retried)."""
         await self.flush_commits()
-        self._closed = True
+        self._closed = self._mirror.closed = True
         try:
             # LeaveGroup to a coordinator that does not answer would wait for aiokafka's
             # request timeout (40 s); the group notices a member gone by its session timeout.
@@ -104,7 +108,9 @@ class KafkaSource:
         self._replace = True
 
     def assignment(self) -> set[TopicPartition]:
-        return {TopicPartition(*tp) for tp in self._consumer.assignment()}
+        """The partitions being consumed: assigned, and not held for an operator."""
+        held = self._blocked.held()
+        return {TopicPartition(*tp) for tp in self._consumer.assignment()} - held.keys()
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         """Up to ``max_records`` messages, waiting at most ``timeout_ms`` for the first."""
@@ -117,6 +123,12 @@ class KafkaSource:
         if not self._started or is_rejoining(self._consumer):
             await asyncio.sleep(timeout_ms / 1000)
             return []
+        if self._blocked.held():
+            await self._poll_held()
+        return await self._fetch(timeout_ms, max_records)
+
+    async def _fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
+        before = {tp: position for tp, (position, _) in fetch_states(self._consumer).items()}
         try:
             # A rebalance that begins during the fetch would hold it until it ends.
             async with asyncio.timeout(timeout_ms / 1000 + FETCH_OVERRUN_S):
@@ -125,6 +137,14 @@ class KafkaSource:
                 )
         except TimeoutError:
             return []
+        except OffsetOutOfRangeError as exc:  # Kafka's answer; no record was returned
+            await self._refit([TopicPartition(*tp) for tp in exc.args[0]], None)
+            return []
+        except NoOffsetForPartitionError:
+            return []  # asked before the assignment's seek: every partition is sought
+        except UNDECODABLE as exc:
+            log.warning("undecodable_batch", error=type(exc).__name__)
+            return await self._isolate_bad_batch(before, max_records)
         except KafkaError as exc:
             if not is_broken(self._consumer):
                 raise
@@ -133,12 +153,48 @@ class KafkaSource:
             log.warning("consumer_broken", error=type(exc).__name__)
             self._replace = True
             return []
-        # tuple.__new__: the NamedTuple's own __new__ is Python code, run per message.
-        return [
-            _new(RawRecord, (m.topic, m.partition, m.offset, m.key, m.value, m.timestamp))
-            for messages in batches.values()
-            for m in messages
-        ]
+        await self._refit_beyond_end()
+        return raw_records([m for messages in batches.values() for m in messages])
+
+    async def _refit_beyond_end(self) -> None:
+        """Partitions whose position is past the end a fetch at it reported (a broker that
+        answers so rather than out-of-range: Tansu) resume where ``Starts`` says."""
+        states = fetch_states(self._consumer)
+        beyond = {tp: end for tp, (at, end) in states.items() if end is not None and at > end}
+        if beyond:
+            await self._refit([TopicPartition(*tp) for tp in beyond], beyond)
+
+    async def _refit(
+        self, partitions: list[TopicPartition], ends: dict[KafkaTopicPartition, int] | None
+    ) -> None:
+        if ends is None:  # the broker said out of range: its ListOffsets is then the judge
+            ends = await self._consumer.end_offsets([KafkaTopicPartition(*tp) for tp in partitions])
+        log_ends = {TopicPartition(*tp): end for tp, end in ends.items()}
+        await self._position(self._consumer, partitions, log_ends)
+
+    async def _isolate_bad_batch(
+        self, before: dict[KafkaTopicPartition, int], max_records: int
+    ) -> list[RawRecord]:
+        held = {KafkaTopicPartition(*tp) for tp in self._blocked.held()}
+        found = await find_bad_batch(self._consumer, before, held, max_records)
+        if found.bad is not None:
+            self._consumer.pause(found.bad)
+            hold = Hold(Readiness.PARTITION_BLOCKED, found.offset, found.error, 0)
+            await self._starts.hold(TopicPartition(*found.bad), hold)
+        return raw_records(found.records)
+
+    async def _poll_held(self) -> None:
+        """Every few seconds: held partitions an operator moved (``log-ingest offsets set``)
+        are released and resume from the new position."""
+        now = asyncio.get_running_loop().time()
+        if now - self._held_polled < HELD_POLL_S:
+            return
+        self._held_polled = now
+        self._blocked.remind()
+        released = await self._starts.acted_on()
+        if released:
+            await self._position(self._consumer, released)
+            self._consumer.resume(*(KafkaTopicPartition(*tp) for tp in released))
 
     async def _replace_consumer(self) -> None:
         """Revoke what the old consumer held (as a rebalance would), stop it, join anew."""
@@ -146,7 +202,8 @@ class KafkaSource:
         old, owned = self._consumer, self._owned
         # From here on the old consumer's rebalances are ignored: it is not current.
         self._consumer, self._started, self._owned = _new_consumer(self._settings), False, set()
-        await self._stop_mirror()  # what it did not tell Kafka, the new consumer will
+        await self._mirror.stop()  # what it did not tell Kafka, the new consumer will
+        self._starts.forget(self._blocked.held())
         if owned:
             await self._on_revoked(owned)
         try:
@@ -178,94 +235,35 @@ class KafkaSource:
         self._consumer.pause(*self._consumer.assignment())
 
     def resume(self) -> None:
-        self._consumer.resume(*self._consumer.assignment())
+        """Resume every partition but those held for an operator."""
+        self._consumer.resume(*(KafkaTopicPartition(*tp) for tp in self.assignment()))
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Note PostgreSQL's new offsets; the background mirror tells Kafka (for lag tools)."""
-        self._unmirrored.update(offsets)
-        self._mirror_soon()
+        self._mirror.note(offsets)
 
     async def flush_commits(self, within_s: float = COMMIT_TIMEOUT_S) -> None:
-        """Give the mirror ``within_s`` to tell Kafka what is noted, then stop it."""
-        self._mirror_soon()
-        if self._mirroring is not None:
-            await asyncio.wait({self._mirroring}, timeout=within_s)
-        await self._stop_mirror()
-
-    async def _stop_mirror(self) -> None:
-        if self._mirroring is not None:
-            self._mirroring.cancel()
-            await asyncio.wait({self._mirroring})  # done, so the next note starts a mirror
-
-    def _mirror_soon(self) -> None:
-        if self._closed or not self._unmirrored:
-            return
-        if self._mirroring is None or self._mirroring.done():
-            self._mirroring = asyncio.create_task(self._mirror())
-            watch(self._mirroring, "kafka_commit_mirror")  # it never raises, unless a bug
-
-    async def _mirror(self) -> None:
-        """Commit the latest noted offsets until none are left; never raises.
-
-        An offset is forgotten only once Kafka has it (or its partition is no longer
-        ours), so that a commit cut short by ``flush_commits`` is made again later.
-        """
-        while self._unmirrored:
-            offsets = dict(self._unmirrored)
-            if not await self._commit(offsets):
-                await asyncio.sleep(COMMIT_RETRY_S)
-                continue
-            for tp, offset in offsets.items():
-                if self._unmirrored.get(tp) == offset:  # not noted again meanwhile
-                    del self._unmirrored[tp]
-
-    async def _commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
-        """One commit of the offsets of partitions still owned; False when it failed."""
-        owned = self._consumer.assignment()
-        to_commit = {
-            KafkaTopicPartition(*tp): OffsetAndMetadata(offset, "")
-            for tp, offset in offsets.items()
-            if KafkaTopicPartition(*tp) in owned
-        }
-        if not to_commit:
-            return True
-        try:
-            # Not wait_for: on Python 3.11 it loses a cancellation that arrives as the commit
-            # fails, and the mirror then retried forever, keeping the process from exiting.
-            async with asyncio.timeout(COMMIT_TIMEOUT_S):
-                await self._consumer.commit(to_commit)
-        except (KafkaError, OSError, RuntimeError) as exc:
-            # Best effort (lag tools only); uvloop raises RuntimeError on a closed connection.
-            log.info("kafka_commit_skipped", error=type(exc).__name__)
-            return False
-        return True
+        await self._mirror.flush(within_s)
 
     async def reload(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
-        """Position the partitions at PostgreSQL's offsets again (after being fenced).
+        """Position the partitions at PostgreSQL's offsets again (after being fenced); the
+        stored offsets of those not held, for the pipeline (which has just called us)."""
+        starts = await self._starts.position(self._consumer, partitions)
+        self._positioned.update({tp: at for tp, (at, _) in starts.items()})
+        return {tp: stored for tp, (_, stored) in starts.items() if stored is not None}
 
-        The seeks happen at the very end, with no await after them: the caller
-        can record the new positions before any record from them is returned.
-        """
-        stored = await self._load_offsets(list(partitions))
-        await self._seek(self._consumer, partitions, stored)
-        return stored
-
-    async def _seek(
+    async def _position(
         self,
         consumer: AIOKafkaConsumer,
         partitions: Collection[TopicPartition],
-        stored: Mapping[TopicPartition, int],
+        log_ends: dict[TopicPartition, int] | None = None,
     ) -> None:
-        missing = [KafkaTopicPartition(*tp) for tp in partitions if tp not in stored]
-        beginnings = await consumer.beginning_offsets(missing) if missing else {}
-        # From here on no await: every seek is done before the event loop runs anything else.
-        held = consumer.assignment()  # a partition revoked meanwhile cannot be positioned
-        for tp in partitions:
-            kafka_tp = KafkaTopicPartition(*tp)
-            if kafka_tp in held:
-                offset = stored[tp] if tp in stored else beginnings[kafka_tp]
-                self._positioned[tp] = offset
-                consumer.seek(kafka_tp, offset)
+        """Seek where ``Starts`` says and tell the pipeline, with no await in between."""
+        starts = await self._starts.position(consumer, partitions, log_ends)
+        if not self.is_current(consumer):  # replaced meanwhile: the new one has its own
+            return
+        self._positioned.update({tp: at for tp, (at, _) in starts.items()})
+        self._on_assigned({tp: stored for tp, (_, stored) in starts.items()})
 
     async def partitions_assigned(
         self, assigned: list[TopicPartition], consumer: AIOKafkaConsumer
@@ -274,19 +272,19 @@ class KafkaSource:
         # assigns; nothing may be returned before we are at PostgreSQL's offsets.
         kafka_tps = [KafkaTopicPartition(*tp) for tp in assigned]
         consumer.pause(*kafka_tps)
-        stored = await self._load_offsets(assigned)
-        await self._seek(consumer, assigned, stored)
-        if not self.is_current(consumer):  # replaced while loading: the new one has its own
+        await self._position(consumer, assigned)
+        if not self.is_current(consumer):
             return
         self._owned = set(assigned)
-        self._on_assigned({tp: stored.get(tp) for tp in assigned})
-        consumer.resume(*kafka_tps)
-        self._mirror_soon()  # what a rebalance cut short, for partitions that stay ours
+        held = self._blocked.held()
+        consumer.resume(*(tp for tp in kafka_tps if TopicPartition(*tp) not in held))
+        self._mirror.soon()  # what a rebalance cut short, for partitions that stay ours
         log.info("partitions_assigned", partitions=_names(assigned))
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions_revoked", partitions=_names(revoked))
         self._owned -= revoked
+        self._starts.forget(revoked)
         await self._on_revoked(revoked)
         await self.flush_commits()  # while the group still counts us as their owner
 

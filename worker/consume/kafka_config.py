@@ -44,7 +44,8 @@ def new_consumer(settings: Settings) -> AIOKafkaConsumer:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        # Never decides by itself: worker.consume.starts finds where a partition resumes.
+        auto_offset_reset="none",
         max_partition_fetch_bytes=max(settings.max_event_bytes * 2, 1024 * 1024),
         fetch_max_bytes=32 * 1024 * 1024,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,

@@ -1,4 +1,5 @@
-"""Where an aiokafka consumer stands in its group: the one place that reads its internals.
+"""Where an aiokafka consumer stands (its group, its fetch positions): the one place that
+reads its internals.
 
 aiokafka has no public API for it. The attributes read here are those of aiokafka
 0.14's group coordinator; the watchdog's integration test reads them on a real
@@ -8,6 +9,7 @@ consumer, so that an upgrade that renames them fails there, not in production.
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.protocol.commit import OffsetCommitRequest
 from aiokafka.protocol.group import JoinGroupRequest
 
@@ -44,3 +46,21 @@ def is_broken(consumer: AIOKafkaConsumer) -> bool:
         consumer._client._sync_task,
     )
     return any(task is not None and task.done() for task in tasks)
+
+
+def fetch_states(consumer: AIOKafkaConsumer) -> dict[KafkaTopicPartition, tuple[int, int | None]]:
+    """Each assigned partition's position and the high watermark of the last fetch at it."""
+    assignment = consumer._subscription.subscription.assignment
+    states = {tp: assignment.state_value(tp) for tp in assignment.tps}
+    return {
+        tp: (state._position, state.highwater)
+        for tp, state in states.items()
+        if state._position is not None
+    }
+
+
+def seek_afresh(consumer: AIOKafkaConsumer, tp: KafkaTopicPartition, offset: int) -> None:
+    """Seek, and forget the high watermark of fetches made before: compared with the new
+    position, only one fetched at it says whether the log holds it."""
+    consumer.seek(tp, offset)
+    consumer._subscription.subscription.assignment.state_value(tp).highwater = None

@@ -21,6 +21,9 @@ from typing import Protocol
 
 import structlog
 
+from worker.service.health import Readiness
+from worker.service.metrics import Metrics
+
 log = structlog.get_logger(__name__)
 LOOK_EVERY_S = 5.0  # at most; more often when the timeout is short (tests)
 LOOKS_PER_TIMEOUT = 4
@@ -85,3 +88,16 @@ class ConsumerWatchdog:
         while True:
             await asyncio.sleep(every_s)
             self.look()
+
+
+def reporting_to(readiness: Readiness, metrics: Metrics) -> Callable[[Health], None]:
+    """What the consumer watchdog reports becomes a readiness reason and a metric."""
+
+    def heard(health: Health) -> None:
+        if health is Health.STUCK:
+            readiness.fail(Readiness.CONSUMER_STUCK)
+            metrics.consumer_replacements.inc()
+        elif health is Health.MEMBER:
+            readiness.clear(Readiness.CONSUMER_STUCK)
+
+    return heard

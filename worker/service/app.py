@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import sqlalchemy.exc
@@ -25,7 +25,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.pool import NullPool
 
 from worker.consume.consumer import KafkaSource
-from worker.consume.watchdog import ConsumerWatchdog, Health
+from worker.consume.starts import Starts
+from worker.consume.watchdog import ConsumerWatchdog, reporting_to
 from worker.db.compatibility import Verdict
 from worker.db.engine import create_engine
 from worker.db.errors import transient_as_error
@@ -34,7 +35,6 @@ from worker.errors import TransientError
 from worker.pipeline import Pipeline
 from worker.service.health import HealthServer, Readiness, note_topics
 from worker.service.loop_watch import watching_loop
-from worker.service.metrics import Metrics
 from worker.service.retry import Backoff
 from worker.service.stall import watch_stalls
 from worker.service.stats import PipelineStats
@@ -102,9 +102,10 @@ async def _run(
             lambda: cache.hits, lambda: cache.misses, lambda: len(cache)
         )
         pipeline = Pipeline(settings, sink, cache, readiness, stats)
+        starts = Starts.of_group(settings, pool, sink, pipeline.retrying, readiness, stats.metrics)
         source = KafkaSource(
             settings,
-            load_offsets=lambda tps: pipeline.retrying(sink.load_offsets, tps),
+            starts=starts,
             on_assigned=pipeline.partitions_assigned,
             on_revoked=pipeline.partitions_revoked,
         )
@@ -121,7 +122,7 @@ async def _run(
             watchdog = ConsumerWatchdog(
                 source,
                 settings.kafka_rejoin_timeout_s,
-                _consumer_health(readiness, stats.metrics),
+                reporting_to(readiness, stats.metrics),
             )
             try:
                 async with supervisor.running(
@@ -260,19 +261,6 @@ async def _stopping(server: HealthServer) -> AsyncIterator[None]:
         yield
     finally:
         await server.stop()
-
-
-def _consumer_health(readiness: Readiness, metrics: Metrics) -> Callable[[Health], None]:
-    """What the consumer watchdog reports becomes a readiness reason and a metric."""
-
-    def heard(health: Health) -> None:
-        if health is Health.STUCK:
-            readiness.fail(Readiness.CONSUMER_STUCK)
-            metrics.consumer_replacements.inc()
-        elif health is Health.MEMBER:
-            readiness.clear(Readiness.CONSUMER_STUCK)
-
-    return heard
 
 
 async def _probe_broker(source: KafkaSource, readiness: Readiness, settings: Settings) -> None:

@@ -34,9 +34,13 @@ class Readiness:
     TOPIC_MISSING = "topic_missing"  # KAFKA_ACTION_TOPIC or KAFKA_AUDIT_TOPIC does not exist
     STOPPING = "stopping"
     STALLED = "stalled"  # events waiting, no stored progress for STALL_TIMEOUT_S
+    PARTITION_BLOCKED = "partition_blocked"  # a record batch that cannot be decoded
+    OFFSET_OUT_OF_RANGE = "offset_out_of_range"  # OFFSET_RESET_POLICY=fail
 
     def __init__(self) -> None:
         self._reasons: set[str] = {self.STARTING}
+        # What a reason is about, where it names things (partitions at offsets).
+        self._details: dict[str, list[str]] = {}
 
     @property
     def ready(self) -> bool:
@@ -51,6 +55,19 @@ class Readiness:
 
     def clear(self, reason: str) -> None:
         self._reasons.discard(reason)
+        self._details.pop(reason, None)
+
+    def detail(self, reason: str, items: list[str]) -> None:
+        """Fail for ``reason`` naming ``items``; clear it when there are none."""
+        if items:
+            self.fail(reason)
+            self._details[reason] = sorted(items)
+        else:
+            self.clear(reason)
+
+    @property
+    def details(self) -> dict[str, list[str]]:
+        return dict(self._details)
 
 
 def note_topics(readiness: Readiness, wanted: Mapping[str, str], found: Collection[str]) -> None:
@@ -143,7 +160,9 @@ class HealthServer:
         return "404 Not Found", "text/plain", b"not found\n"
 
     def _ready(self) -> tuple[str, str, bytes]:
-        body = orjson.dumps({"ready": self._readiness.ready, "reasons": self._readiness.reasons})
+        readiness = self._readiness
+        answer = {"ready": readiness.ready, "reasons": readiness.reasons}
+        body = orjson.dumps(answer | ({"details": readiness.details} if readiness.details else {}))
         status = "200 OK" if self._readiness.ready else "503 Service Unavailable"
         return status, "application/json", body
 

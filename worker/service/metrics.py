@@ -68,6 +68,11 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        held = "1 while the partition is held for an operator (see its reason)."
+        labels = ["topic", "partition", "reason"]
+        self.partition_blocked = Gauge("log_ingest_partition_blocked", held, labels, registry=r)
+        gaps = "Partitions resumed elsewhere than their stored offset (see ingest_gaps)."
+        self.offset_gaps = Counter("log_ingest_offset_gaps", gaps, ["kind"], registry=r)
         self.tenant_cache = Gauge(
             "log_ingest_tenant_cache", "Tenant cache hits, misses and size.", ["stat"], registry=r
         )

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from aiokafka import OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
 
+from tests.unit.consume.standins import memory_starts
 from worker.consume.consumer import KafkaSource
 from worker.records import TopicPartition
 from worker.settings import Settings
@@ -45,7 +46,7 @@ async def source_with(consumer: StandInConsumer) -> KafkaSource:
 
     source = KafkaSource(
         Settings(_env_file=None),  # type: ignore[call-arg]
-        load_offsets=no_offsets,
+        starts=memory_starts(no_offsets),
         on_assigned=lambda _: None,
         on_revoked=lambda _: asyncio.sleep(0),
     )

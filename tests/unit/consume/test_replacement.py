@@ -18,6 +18,7 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from structlog.testing import capture_logs
 
+from tests.unit.consume.standins import memory_starts, subscription_state
 from worker.consume import consumer as consumer_module
 from worker.consume.consumer import KafkaSource
 from worker.records import TopicPartition
@@ -36,7 +37,7 @@ class StandInConsumer:
         self.owned = set(owned)
         self.listener: Any = None
         self.started = self.stopped = False
-        self._subscription = SimpleNamespace(reassignment_in_progress=False)
+        self._subscription = subscription_state()
         # aiokafka's own background tasks: a done one means the consumer is broken.
         self._coordinator = SimpleNamespace(_coordination_task=None)
         self._client = SimpleNamespace(_sync_task=None)
@@ -80,6 +81,11 @@ class StandInConsumer:
     def seek(self, partition: KafkaTopicPartition, offset: int) -> None:
         pass
 
+    async def beginning_offsets(
+        self, partitions: Iterable[KafkaTopicPartition]
+    ) -> dict[KafkaTopicPartition, int]:
+        return {tp: 0 for tp in partitions}
+
     async def commit(self, offsets: Mapping[KafkaTopicPartition, OffsetAndMetadata]) -> None:
         if self.on_commit is not None:
             self.on_commit()
@@ -116,7 +122,7 @@ def made(monkeypatch: pytest.MonkeyPatch) -> list[StandInConsumer]:
 async def started_source(recorder: Recorder, owned: Iterable[TopicPartition]) -> KafkaSource:
     source = KafkaSource(
         Settings(_env_file=None),
-        load_offsets=recorder.load_offsets,
+        starts=memory_starts(recorder.load_offsets),
         on_assigned=recorder.assigned.append,
         on_revoked=recorder.on_revoked,
     )
@@ -217,9 +223,9 @@ async def test_no_broker_for_the_replacement_fetches_nothing(
 async def test_a_cancel_as_a_commit_fails_ends_the_mirror(made: list[StandInConsumer]) -> None:
     """The mirror stops when cancelled, even as its commit fails (it once kept retrying)."""
     source = await started_source(Recorder(), [TP])
-    made[0].on_commit = lambda: source._mirroring.cancel()  # type: ignore[union-attr]
+    made[0].on_commit = lambda: source._mirror._task.cancel()  # type: ignore[union-attr]
     source.commit({TP: 10})
-    mirror = source._mirroring
+    mirror = source._mirror._task
     assert mirror is not None
     for _ in range(5):  # a few turns of the loop: no timer involved
         await asyncio.sleep(0)
@@ -235,7 +241,7 @@ async def test_a_commit_on_a_closed_connection_is_skipped(made: list[StandInCons
     source = await started_source(Recorder(), [TP])
     made[0].on_commit = closed
     with capture_logs() as logs:
-        assert await source._commit({TP: 10}) is False
+        assert await source._mirror._commit({TP: 10}) is False
     assert [entry["error"] for entry in logs] == ["RuntimeError"]
 
 
@@ -244,7 +250,7 @@ async def test_offsets_noted_after_stop_are_not_mirrored(made: list[StandInConsu
     source = await started_source(Recorder(), [TP])
     await source.stop()
     source.commit({TP: 10})
-    assert source._mirroring is None
+    assert source._mirror._task is None
     assert not source.out_of_group()  # a stopped source is not stuck
 
 
