@@ -31,6 +31,7 @@ from worker.errors import (
     StalledError,
 )
 from worker.ops import admin
+from worker.ops.offsets_cli import offsets_app
 from worker.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -184,6 +185,7 @@ schemas_app = typer.Typer(help="The event contract for producers.", no_args_is_h
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(rejects_app, name="rejects")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(offsets_app, name="offsets")
 TenantId = Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")]
 
 

@@ -121,10 +121,11 @@ async def write_gap(connection: Connection, group_id: str, gap: Gap) -> int:
     return gap_id
 
 
-async def set_offset(connection: Connection, group_id: str, gap: Gap) -> int:
-    """The operator's move, under the partition's lock (``gap.stored`` is ignored: read here)."""
+async def set_offset(connection: Connection, group_id: str, gap: Gap) -> tuple[int, int | None]:
+    """The operator's move, under the partition's lock: the gap's id and the offset it
+    replaced (``gap.stored`` is ignored: read here)."""
     tp = gap.tp
     async with connection.transaction():
         stored = await connection.fetchval(LOCK_OFFSET, group_id, tp.topic, tp.partition)
         await connection.execute(SET_OFFSET, group_id, tp.topic, tp.partition, gap.resumed)
-        return await write_gap(connection, group_id, gap._replace(stored=stored))
+        return await write_gap(connection, group_id, gap._replace(stored=stored)), stored
