@@ -135,3 +135,24 @@ async def test_group_churn_kill_one_add_one_every_few_seconds(
         worker.terminate()
     assert [await worker.wait(40) for worker in live] == [0, 0, 0]
     await check_exactly_once(stream.database_url, sent, stream.kafka_group_id)
+
+
+@pytest.mark.timeout(150)
+async def test_a_broker_black_holed_after_the_join_is_recovered_from_without_a_restart(
+    settings: Settings, proxied_broker: tuple[EmbeddedKafka, FaultProxy], workers: Workers
+) -> None:
+    """The broker's route goes silent after the group join, past the session and rejoin
+    timeouts (requests unanswered, not refused), then comes back: the same process gets
+    back into its group (a new consumer if need be) and drains what was produced since."""
+    _, proxy = proxied_broker
+    base = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{proxy.port}"})
+    stream = await prepare_stream(base)
+    factory = EventFactory(await new_tenants(stream, 2), seed=604)
+    sent = await produce(stream, factory.mixed(300, 0.02, stream.max_event_bytes))
+    worker = await workers.start(worker_env(stream, KAFKA_REJOIN_TIMEOUT_S="4"))
+    await wait_drained(stream, sent, 60, worker)
+    await proxy.set_mode("blackhole")
+    await hold_for(stream.kafka_session_timeout_ms / 1000 + 4 + 2, worker)
+    await proxy.set_mode("pass")
+    sent += await produce(stream, factory.mixed(300, 0.02, stream.max_event_bytes))
+    await finish(stream, sent, worker, 90)
