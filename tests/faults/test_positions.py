@@ -30,7 +30,10 @@ from worker.devtools.embedded import EmbeddedKafka, free_port
 from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
 
-OLD_EVENTS, NEW_EVENTS = 600, 150  # the new log stays below every stored position
+OLD_EVENTS = 600
+# Shorter: the new log ends below every stored position (the fetch finds it); longer:
+# it has grown past them (the record before the position is unknown to PostgreSQL).
+SHORTER, LONGER = 150, 1500
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ async def own_broker(tmp_path: Path) -> AsyncIterator[EmbeddedKafka]:
 
 
 async def first_log_then_a_new_one(
-    settings: Settings, broker: EmbeddedKafka, workers: Workers, **env: str
+    settings: Settings, broker: EmbeddedKafka, workers: Workers, new_events: int, **env: str
 ) -> tuple[Settings, list[Sent], str]:
     """A worker drains a first log and stops; the broker comes back empty with a new log."""
     stream = await prepare_stream(settings, kafka_bootstrap_servers=broker.bootstrap_servers)
@@ -60,7 +63,7 @@ async def first_log_then_a_new_one(
     topics = [stream.kafka_action_topic, stream.kafka_audit_topic]
     await create_topics(broker.bootstrap_servers, topics, partitions=PARTITIONS)
     factory = EventFactory(await new_tenants(stream, 2), seed=802)
-    new = await produce(stream, factory.mixed(NEW_EVENTS, 0.1, stream.max_event_bytes))
+    new = await produce(stream, factory.mixed(new_events, 0.1, stream.max_event_bytes))
     return stream, new, port
 
 
@@ -72,11 +75,12 @@ async def gaps(stream: Settings) -> list[tuple[str, int | None, int]]:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("new_events", [SHORTER, LONGER])
 async def test_a_log_created_again_while_stopped_is_read_from_its_start(
-    settings: Settings, own_broker: EmbeddedKafka, workers: Workers
+    settings: Settings, own_broker: EmbeddedKafka, workers: Workers, new_events: int
 ) -> None:
     """Every event of the new log is stored; ingest_gaps says which partitions were reset."""
-    stream, new, port = await first_log_then_a_new_one(settings, own_broker, workers)
+    stream, new, port = await first_log_then_a_new_one(settings, own_broker, workers, new_events)
     stored_before = await stored_offsets(stream.database_url, stream.kafka_group_id)
     worker = await workers.start(worker_env(stream, HTTP_PORT=port))
 
@@ -102,7 +106,9 @@ async def test_policy_fail_holds_the_partitions_until_an_operator_sets_them(
     """OFFSET_RESET_POLICY=fail: nothing consumed, /readyz names every partition; then
     `log-ingest offsets set --earliest` lets the worker drain the new log."""
     policy = {"OFFSET_RESET_POLICY": "fail"}
-    stream, new, port = await first_log_then_a_new_one(settings, own_broker, workers, **policy)
+    stream, new, port = await first_log_then_a_new_one(
+        settings, own_broker, workers, SHORTER, **policy
+    )
     env = worker_env(stream, HTTP_PORT=port, **policy)
     worker = await workers.start(env)
 

@@ -21,21 +21,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
-from worker.consume.blocked import Hold
 from worker.consume.kafka_config import new_consumer as _new_consumer
 from worker.consume.membership import fetch_states, is_broken, is_member, is_rejoining
 from worker.consume.mirror import COMMIT_TIMEOUT_S, CommitMirror
 from worker.consume.rebalance import Rebalance
 from worker.consume.starts import Starts
-from worker.consume.undecodable import UNDECODABLE, find_bad_batch
+from worker.consume.undecodable import UNDECODABLE, hold_bad_batch
 from worker.records import RawRecord, TopicPartition, raw_records
-from worker.service.health import Readiness
 from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -125,6 +124,8 @@ class KafkaSource:
             return []
         if self._blocked.held():
             await self._poll_held()
+        if self._starts.unconfirmed:
+            await self._confirm_logs()
         return await self._fetch(timeout_ms, max_records)
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
@@ -144,7 +145,9 @@ class KafkaSource:
             return []  # asked before the assignment's seek: every partition is sought
         except UNDECODABLE as exc:
             log.warning("undecodable_batch", error=type(exc).__name__)
-            return await self._isolate_bad_batch(before, max_records)
+            return raw_records(
+                await hold_bad_batch(self._consumer, self._starts, before, max_records)
+            )
         except KafkaError as exc:
             if not is_broken(self._consumer):
                 raise
@@ -172,16 +175,13 @@ class KafkaSource:
         log_ends = {TopicPartition(*tp): end for tp, end in ends.items()}
         await self._position(self._consumer, partitions, log_ends)
 
-    async def _isolate_bad_batch(
-        self, before: dict[KafkaTopicPartition, int], max_records: int
-    ) -> list[RawRecord]:
-        held = {KafkaTopicPartition(*tp) for tp in self._blocked.held()}
-        found = await find_bad_batch(self._consumer, before, held, max_records)
-        if found.bad is not None:
-            self._consumer.pause(found.bad)
-            hold = Hold(Readiness.PARTITION_BLOCKED, found.offset, found.error, 0)
-            await self._starts.hold(TopicPartition(*found.bad), hold)
-        return raw_records(found.records)
+    async def _confirm_logs(self) -> None:
+        """Partitions assigned past their log start whose log turns out to be another one
+        (``worker.consume.identity``) resume from its start, with a gap recorded."""
+        replaced = await self._starts.confirm_logs(self._consumer)
+        if replaced:
+            await self._position(self._consumer, replaced, replaced=replaced)
+            self.resume()
 
     async def _poll_held(self) -> None:
         """Every few seconds: held partitions an operator moved (``log-ingest offsets set``)
@@ -194,7 +194,7 @@ class KafkaSource:
         released = await self._starts.acted_on()
         if released:
             await self._position(self._consumer, released)
-            self._consumer.resume(*(KafkaTopicPartition(*tp) for tp in released))
+            self.resume()
 
     async def _replace_consumer(self) -> None:
         """Revoke what the old consumer held (as a rebalance would), stop it, join anew."""
@@ -235,8 +235,10 @@ class KafkaSource:
         self._consumer.pause(*self._consumer.assignment())
 
     def resume(self) -> None:
-        """Resume every partition but those held for an operator."""
-        self._consumer.resume(*(KafkaTopicPartition(*tp) for tp in self.assignment()))
+        """Resume every partition but those held for an operator or not confirmed yet."""
+        unconfirmed = self._starts.unconfirmed
+        resumed = (KafkaTopicPartition(*tp) for tp in self.assignment() if tp not in unconfirmed)
+        self._consumer.resume(*resumed)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Note PostgreSQL's new offsets; the background mirror tells Kafka (for lag tools)."""
@@ -257,9 +259,10 @@ class KafkaSource:
         consumer: AIOKafkaConsumer,
         partitions: Collection[TopicPartition],
         log_ends: dict[TopicPartition, int] | None = None,
+        **how: Any,
     ) -> None:
         """Seek where ``Starts`` says and tell the pipeline, with no await in between."""
-        starts = await self._starts.position(consumer, partitions, log_ends)
+        starts = await self._starts.position(consumer, partitions, log_ends, **how)
         if not self.is_current(consumer):  # replaced meanwhile: the new one has its own
             return
         self._positioned.update({tp: at for tp, (at, _) in starts.items()})
@@ -272,12 +275,11 @@ class KafkaSource:
         # assigns; nothing may be returned before we are at PostgreSQL's offsets.
         kafka_tps = [KafkaTopicPartition(*tp) for tp in assigned]
         consumer.pause(*kafka_tps)
-        await self._position(consumer, assigned)
+        await self._position(consumer, assigned, confirm=True)
         if not self.is_current(consumer):
             return
         self._owned = set(assigned)
-        held = self._blocked.held()
-        consumer.resume(*(tp for tp in kafka_tps if TopicPartition(*tp) not in held))
+        self.resume()
         self._mirror.soon()  # what a rebalance cut short, for partitions that stay ours
         log.info("partitions_assigned", partitions=_names(assigned))
 

@@ -21,6 +21,7 @@ a position past a wrong end would record a gap that is not one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -30,6 +31,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 
 from worker.consume.blocked import BlockedPartitions, Hold
+from worker.consume.identity import Witness, another_log, read_record
 from worker.consume.membership import seek_afresh
 from worker.errors import PartitionsFencedError
 from worker.records import TopicPartition
@@ -52,7 +54,7 @@ class StoredOffsets(Protocol):
     ) -> dict[TopicPartition, int]: ...
 
 
-class Ledger(Protocol):
+class Ledger(Witness, Protocol):
     async def record(self, gap: Gap) -> None: ...
     async def latest(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]: ...
 
@@ -85,6 +87,8 @@ class Starts:
         self._metrics = metrics
         self._policy = policy
         self._retrying = retrying or _once  # the pipeline's: waits out a database outage
+        # Assigned at a stored offset past the log start, not confirmed yet (``identity``).
+        self.unconfirmed: dict[TopicPartition, int] = {}
 
     @classmethod
     def of_group(
@@ -111,9 +115,14 @@ class Starts:
         consumer: AIOKafkaConsumer,
         partitions: Collection[TopicPartition],
         log_ends: Mapping[TopicPartition, int] | None = None,
+        *,
+        replaced: Collection[TopicPartition] = (),
+        confirm: bool = False,
     ) -> dict[TopicPartition, tuple[int, int | None]]:
         """Seek each partition where it resumes; return, for those not held for an operator,
         the offset sought and the stored offset the pipeline starts batches from (None: none).
+        ``replaced``: known to be another log. ``confirm``: those that resume past the log
+        start are left to ``confirm_logs`` (an assignment: the log may have changed).
 
         The seeks happen at the very end, with no await after them: the caller can record
         the new positions before any record from them is returned.
@@ -125,7 +134,9 @@ class Starts:
         for tp in partitions:
             log_start = starts[KafkaTopicPartition(*tp)]
             end = (log_ends or {}).get(tp)
-            seeks[tp] = await self._resume(tp, stored.get(tp), log_start, end)
+            seeks[tp] = await self._resume(tp, stored.get(tp), log_start, end, tp in replaced)
+            if confirm and seeks[tp][0] > log_start:
+                self.unconfirmed[tp] = seeks[tp][0]
         held = consumer.assignment()  # a partition revoked meanwhile cannot be positioned
         for tp, (offset, _) in seeks.items():
             if KafkaTopicPartition(*tp) in held:
@@ -133,12 +144,39 @@ class Starts:
         holds = self.blocked.held()
         return {tp: seek for tp, seek in seeks.items() if tp not in holds}
 
+    async def confirm_logs(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Read the record before each unconfirmed position: those PostgreSQL knows are
+        positioned there again and resumed; another log's are returned, paused."""
+        replaced = []
+        while self.unconfirmed:
+            tp, offset = self.unconfirmed.popitem()
+            kafka_tp = KafkaTopicPartition(*tp)
+            if kafka_tp not in consumer.assignment():
+                continue
+            record = await read_record(consumer, kafka_tp, offset - 1)
+            if record is not None:
+                recall_at = functools.partial(self._ledger.recall, tp, offset - 1)
+                recall = await self._retrying(recall_at, record.value)
+                if another_log(record, recall):
+                    replaced.append(tp)
+                    continue
+            if kafka_tp in consumer.assignment():
+                seek_afresh(consumer, kafka_tp, offset)
+                consumer.resume(kafka_tp)
+        return replaced
+
     async def _resume(
-        self, tp: TopicPartition, stored: int | None, log_start: int, log_end: int | None
+        self,
+        tp: TopicPartition,
+        stored: int | None,
+        log_start: int,
+        log_end: int | None,
+        replaced: bool,
     ) -> tuple[int, int | None]:
         """Where to seek, and the stored offset batches start from; records a gap on the way."""
         for _ in range(FENCED_RETRIES):
-            kind = None if stored is None else misfit(stored, log_start, log_end)
+            kind = GapKind.LOG_RESET if replaced and stored is not None else None
+            kind = kind or (None if stored is None else misfit(stored, log_start, log_end))
             if stored is None or kind is None:
                 return (log_start if stored is None else stored), stored
             gap = Gap(tp, stored, log_start, kind, log_start, log_end)
@@ -188,9 +226,10 @@ class Starts:
         return released
 
     def forget(self, partitions: Collection[TopicPartition]) -> None:
-        """No longer ours: nothing of them is held here."""
+        """No longer ours: nothing of them is held or left to confirm here."""
         for tp in partitions:
             self.blocked.release(tp)
+            self.unconfirmed.pop(tp, None)
 
 
 async def _once(operation: Callable[[A], Awaitable[T]], argument: A) -> T:

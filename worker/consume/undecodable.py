@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
 
+from worker.consume.blocked import Hold
 from worker.consume.membership import fetch_states
+from worker.records import TopicPartition
+from worker.service.health import Readiness
+
+if TYPE_CHECKING:
+    from worker.consume.starts import Starts
 
 # What decoding a batch raises: aiokafka's own errors, and the decompressors' on corrupt
 # bytes (zlib's for gzip, ValueError subclasses for zstd and snappy). Not RuntimeError,
@@ -60,3 +66,20 @@ async def find_bad_batch(
                 break
             records += got[tp]
     return Found(records, None, 0, "")
+
+
+async def hold_bad_batch(
+    consumer: AIOKafkaConsumer,
+    starts: Starts,
+    before: Mapping[KafkaTopicPartition, int],
+    max_records: int,
+) -> list[ConsumerRecord[Any, Any]]:
+    """After a fetch raised decoding: hold the partition of the bad batch at its offset;
+    the records read before it, to be processed."""
+    held = {KafkaTopicPartition(*tp) for tp in starts.blocked.held()}
+    found = await find_bad_batch(consumer, before, held, max_records)
+    if found.bad is not None:
+        consumer.pause(found.bad)
+        hold = Hold(Readiness.PARTITION_BLOCKED, found.offset, found.error, 0)
+        await starts.hold(TopicPartition(*found.bad), hold)
+    return found.records

@@ -11,10 +11,12 @@ log would otherwise hide the new log's.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Iterable
 from typing import NamedTuple
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from worker.db.errors import transient_as_error
@@ -37,6 +39,13 @@ class Gap(NamedTuple):
     kind: GapKind
     log_start: int | None = None
     log_end: int | None = None
+
+
+class Recall(NamedTuple):
+    """What PostgreSQL knows of the record at a position (``worker.consume.identity``)."""
+
+    known: bool  # a row of the record's event id, or a reject of its bytes at its position
+    stored_at_ms: int | None  # when the partition's position was last stored
 
 
 MOVE_OFFSET = """
@@ -80,6 +89,21 @@ GROUP BY g.topic, g.partition
 """
 
 
+# What PostgreSQL knows of the record at a position: when the partition's offset was last
+# stored, whether a reject there has these bytes (null: no reject there), whether a row
+# of this event id exists.
+RECALL = """
+SELECT
+    (SELECT updated_at FROM ingest_offsets
+     WHERE group_id = $1 AND topic = $2 AND partition = $3) AS stored_at,
+    (SELECT raw_size = $5
+        AND raw IS NOT DISTINCT FROM substring($6::bytea FROM 1 FOR octet_length(raw))
+     FROM ingest_rejects WHERE topic = $2 AND partition = $3 AND "offset" = $4) AS same_reject,
+    EXISTS (SELECT 1 FROM action_logs WHERE id = $7)
+        OR EXISTS (SELECT 1 FROM audit_logs WHERE id = $7) AS stored_row
+"""
+
+
 class GapLedger:
     """The gaps of one consumer group."""
 
@@ -100,6 +124,19 @@ class GapLedger:
                     raise PartitionsFencedError(frozenset({(tp.topic, tp.partition)}))
                 await write_gap(connection, self._group_id, gap)
 
+    async def recall(self, tp: TopicPartition, offset: int, value: bytes | None) -> Recall:
+        """Whether the record at ``tp``/``offset`` is one this group stored (``identity``)."""
+        size = 0 if value is None else len(value)
+        with transient_as_error("reading what was stored"):
+            row = await self._pool.fetchrow(
+                RECALL, self._group_id, tp.topic, tp.partition, offset, size, value,
+                _event_id(value),
+            )  # fmt: skip
+        assert row is not None
+        same_reject, stored_at = row["same_reject"], row["stored_at"]
+        known = bool(row["stored_row"]) if same_reject is None else bool(same_reject)
+        return Recall(known, None if stored_at is None else int(stored_at.timestamp() * 1000))
+
     async def latest(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The id of each partition's latest gap, of those that have one."""
         wanted = list(partitions)
@@ -107,6 +144,15 @@ class GapLedger:
         with transient_as_error("reading offset gaps"):
             rows = await self._pool.fetch(LATEST_GAPS, self._group_id, topics, numbers)
         return {TopicPartition(row["topic"], row["partition"]): row["id"] for row in rows}
+
+
+def _event_id(value: bytes | None) -> uuid.UUID | None:
+    """The ``id`` of an event's JSON, if it has a valid one."""
+    try:
+        found = orjson.loads(value or b"")
+        return uuid.UUID(found["id"]) if isinstance(found, dict) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 async def write_gap(connection: Connection, group_id: str, gap: Gap) -> int:

@@ -12,7 +12,7 @@ from worker.consume.starts import Starts
 from worker.records import TopicPartition
 from worker.service.health import Readiness
 from worker.service.metrics import Metrics
-from worker.write.gaps import Gap
+from worker.write.gaps import Gap, Recall
 
 
 class MemoryLedger:
@@ -21,6 +21,9 @@ class MemoryLedger:
 
     async def record(self, gap: Gap) -> None:
         self.gaps.append(gap)
+
+    async def recall(self, tp: TopicPartition, offset: int, value: bytes | None) -> Recall:
+        return Recall(known=True, stored_at_ms=None)
 
     async def latest(self, partitions: Collection[TopicPartition]) -> dict[TopicPartition, int]:
         ids = {gap.tp: number for number, gap in enumerate(self.gaps, 1)}

@@ -61,7 +61,9 @@ class StandInConsumer:
             await self.stop_gate.wait()
         self.stopped = True
 
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+    async def getmany(
+        self, *partitions: Any, timeout_ms: int, max_records: int
+    ) -> dict[Any, list[Any]]:
         self.fetches += 1
         if self.fetch_error is not None:
             raise self.fetch_error
@@ -84,7 +86,7 @@ class StandInConsumer:
     async def beginning_offsets(
         self, partitions: Iterable[KafkaTopicPartition]
     ) -> dict[KafkaTopicPartition, int]:
-        return {tp: 0 for tp in partitions}
+        return {tp: 7 for tp in partitions}  # the stored offsets: no log to confirm
 
     async def commit(self, offsets: Mapping[KafkaTopicPartition, OffsetAndMetadata]) -> None:
         if self.on_commit is not None:
