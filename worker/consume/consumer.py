@@ -69,6 +69,7 @@ class KafkaSource:
         self._replace = False  # asked for a new consumer, made at the next fetch
         self._owned: set[TopicPartition] = set()  # assigned by the group, not revoked since
         self._positioned: dict[TopicPartition, int] = {}  # last seeks, for the stall watch
+        self._sought: dict[KafkaTopicPartition, int] = {}  # seeks during the fetch under way
         self._mirror = CommitMirror(lambda: self._consumer)
         self._held_polled = 0.0
 
@@ -130,6 +131,7 @@ class KafkaSource:
 
     async def _fetch(self, timeout_ms: int, max_records: int) -> list[RawRecord]:
         before = {tp: position for tp, (position, _) in fetch_states(self._consumer).items()}
+        self._sought = {}
         try:
             # A rebalance that begins during the fetch would hold it until it ends.
             async with asyncio.timeout(timeout_ms / 1000 + FETCH_OVERRUN_S):
@@ -162,8 +164,7 @@ class KafkaSource:
     async def _refit_beyond_end(self) -> None:
         """Partitions whose position is past the end a fetch at it reported (a broker that
         answers so rather than out-of-range: Tansu) resume where ``Starts`` says."""
-        states = fetch_states(self._consumer)
-        beyond = {tp: end for tp, (at, end) in states.items() if end is not None and at > end}
+        beyond = self._starts.beyond_end(self._consumer)
         if beyond:
             await self._refit([TopicPartition(*tp) for tp in beyond], beyond)
 
@@ -251,7 +252,7 @@ class KafkaSource:
         """Position the partitions at PostgreSQL's offsets again (after being fenced); the
         stored offsets of those not held, for the pipeline (which has just called us)."""
         starts = await self._starts.position(self._consumer, partitions)
-        self._positioned.update({tp: at for tp, (at, _) in starts.items()})
+        self._note_seeks(starts)
         return {tp: stored for tp, (_, stored) in starts.items() if stored is not None}
 
     async def _position(
@@ -265,8 +266,12 @@ class KafkaSource:
         starts = await self._starts.position(consumer, partitions, log_ends, **how)
         if not self.is_current(consumer):  # replaced meanwhile: the new one has its own
             return
-        self._positioned.update({tp: at for tp, (at, _) in starts.items()})
+        self._note_seeks(starts)
         self._on_assigned({tp: stored for tp, (_, stored) in starts.items()})
+
+    def _note_seeks(self, starts: dict[TopicPartition, tuple[int, int | None]]) -> None:
+        self._positioned.update({tp: at for tp, (at, _) in starts.items()})
+        self._sought.update({KafkaTopicPartition(*tp): at for tp, (at, _) in starts.items()})
 
     async def partitions_assigned(
         self, assigned: list[TopicPartition], consumer: AIOKafkaConsumer

@@ -32,7 +32,7 @@ from aiokafka import TopicPartition as KafkaTopicPartition
 
 from worker.consume.blocked import BlockedPartitions, Hold
 from worker.consume.identity import Witness, another_log, read_record
-from worker.consume.membership import seek_afresh
+from worker.consume.membership import fetch_states, seek_afresh
 from worker.errors import PartitionsFencedError
 from worker.records import TopicPartition
 from worker.service.health import Readiness
@@ -135,7 +135,7 @@ class Starts:
             log_start = starts[KafkaTopicPartition(*tp)]
             end = (log_ends or {}).get(tp)
             seeks[tp] = await self._resume(tp, stored.get(tp), log_start, end, tp in replaced)
-            if confirm and seeks[tp][0] > log_start:
+            if confirm and seeks[tp][0] > log_start and tp not in self.blocked.held():
                 self.unconfirmed[tp] = seeks[tp][0]
         held = consumer.assignment()  # a partition revoked meanwhile cannot be positioned
         for tp, (offset, _) in seeks.items():
@@ -144,6 +144,15 @@ class Starts:
         holds = self.blocked.held()
         return {tp: seek for tp, seek in seeks.items() if tp not in holds}
 
+    def beyond_end(self, consumer: AIOKafkaConsumer) -> dict[KafkaTopicPartition, int]:
+        """Partitions not held whose position is past the end a fetch at it reported."""
+        held = self.blocked.held()
+        return {
+            tp: end
+            for tp, (at, end) in fetch_states(consumer).items()
+            if end is not None and at > end and TopicPartition(*tp) not in held
+        }
+
     async def confirm_logs(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """Read the record before each unconfirmed position: those PostgreSQL knows are
         positioned there again and resumed; another log's are returned, paused."""
@@ -151,7 +160,7 @@ class Starts:
         while self.unconfirmed:
             tp, offset = self.unconfirmed.popitem()
             kafka_tp = KafkaTopicPartition(*tp)
-            if kafka_tp not in consumer.assignment():
+            if kafka_tp not in consumer.assignment() or tp in self.blocked.held():
                 continue
             record = await read_record(consumer, kafka_tp, offset - 1)
             if record is not None:
@@ -212,7 +221,10 @@ class Starts:
         await self.hold(gap.tp, Hold(Readiness.OFFSET_OUT_OF_RANGE, gap.stored or 0, detail, 0))
 
     async def hold(self, tp: TopicPartition, hold: Hold) -> None:
-        """Hold the partition until a gap newer than its latest one is recorded for it."""
+        """Hold the partition until a gap newer than its latest one is recorded for it. A
+        partition held already keeps its hold: a newer mark could hide the operator's gap."""
+        if tp in self.blocked.held():
+            return
         marks = await self._retrying(self._ledger.latest, [tp])
         self.blocked.hold(tp, hold._replace(gap_mark=marks.get(tp, 0)))
 
