@@ -116,15 +116,15 @@ async def _run(
             broker_probe=_probe_broker(source, readiness, settings),
         ):
             readiness.fail(Readiness.NO_ASSIGNMENT)
-            await _start_consumer(source, settings, readiness, stop)
-            readiness.clear(Readiness.STARTING)
-            # Watched once started: a broker not answering at start-up is not a stuck consumer.
-            watchdog = ConsumerWatchdog(
-                source,
-                settings.kafka_rejoin_timeout_s,
-                reporting_to(readiness, stats.metrics),
-            )
-            try:
+            try:  # stopped even when its start was cut short: its connections are closed
+                await _start_consumer(source, settings, readiness, stop)
+                readiness.clear(Readiness.STARTING)
+                # Watched once started: a broker not answering at start-up is not stuck.
+                watchdog = ConsumerWatchdog(
+                    source,
+                    settings.kafka_rejoin_timeout_s,
+                    reporting_to(readiness, stats.metrics),
+                )
                 async with supervisor.running(
                     consumer_watchdog=watchdog.run(),
                     stall_watch=watch_stalls(source, readiness, stats, settings),

@@ -114,6 +114,7 @@ def _environment(settings: Settings) -> dict[str, str]:
         "MAX_EVENT_BYTES": str(settings.max_event_bytes),
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
+        "HTTP_PORT": "0",  # any free port: the bench reads the log, not the endpoints
     }
 
 
