@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from aiokafka import OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    OffsetOutOfRangeError,
+)
 from structlog.testing import capture_logs
 
 from tests.unit.consume.standins import memory_starts, subscription_state
@@ -23,6 +28,7 @@ from worker.consume import consumer as consumer_module
 from worker.consume.consumer import KafkaSource
 from worker.records import TopicPartition
 from worker.settings import Settings
+from worker.write.gaps import Gap, GapKind
 
 TP = TopicPartition("action-events", 0)
 KTP = KafkaTopicPartition(*TP)
@@ -273,3 +279,28 @@ async def test_a_fetch_held_by_a_rebalance_is_cut_short(
     made[0].fetch_gate = asyncio.Event()  # never set: aiokafka waits for an assignment
     assert await source.fetch(0, 10) == []
     assert made[0].fetches == 1
+
+
+async def test_kafkas_out_of_range_answer_resumes_from_the_log_start_with_a_gap(
+    made: list[StandInConsumer],
+) -> None:
+    """Kafka answers a fetch past the log's end with OFFSET_OUT_OF_RANGE (aiokafka's reset
+    off): the partition resumes from the log start, a log_reset recorded, a new epoch."""
+    recorder = Recorder()
+    source = await started_source(recorder, [TP])
+    made[0].fetch_error = OffsetOutOfRangeError({KTP: 7})
+    ends: dict[KafkaTopicPartition, int] = {KTP: 3}  # the log was created again: 3 records
+
+    async def end_offsets(partitions: Iterable[KafkaTopicPartition]) -> dict[Any, int]:
+        return {tp: ends[tp] for tp in partitions}
+
+    async def log_start(partitions: Iterable[KafkaTopicPartition]) -> dict[Any, int]:
+        return {tp: 0 for tp in partitions}
+
+    made[0].end_offsets = end_offsets  # type: ignore[attr-defined]
+    made[0].beginning_offsets = log_start  # type: ignore[method-assign]
+    assert await source.fetch(0, 10) == []
+    assert source._starts._ledger.gaps == [  # type: ignore[attr-defined]
+        Gap(TP, 7, 0, GapKind.LOG_RESET, 0, 3)
+    ]
+    assert recorder.assigned[-1] == {TP: 0}
