@@ -147,9 +147,10 @@ class KafkaSource:
             return []  # asked before the assignment's seek: every partition is sought
         except UNDECODABLE as exc:
             log.warning("undecodable_batch", error=type(exc).__name__)
-            return raw_records(
-                await hold_bad_batch(self._consumer, self._starts, before, max_records)
-            )
+            # A rebalance during the call sought partitions: they start there, not at before.
+            before |= self._sought
+            found = await hold_bad_batch(self._consumer, self._starts, before, max_records)
+            return raw_records(found)
         except KafkaError as exc:
             if not is_broken(self._consumer):
                 raise
@@ -162,10 +163,8 @@ class KafkaSource:
         return raw_records([m for messages in batches.values() for m in messages])
 
     async def _refit_beyond_end(self) -> None:
-        """Partitions whose position is past the end a fetch at it reported (a broker that
-        answers so rather than out-of-range: Tansu) resume where ``Starts`` says."""
-        beyond = self._starts.beyond_end(self._consumer)
-        if beyond:
+        """Past the end a fetch reported (a broker not answering out-of-range: Tansu)."""
+        if beyond := self._starts.beyond_end(self._consumer):
             await self._refit([TopicPartition(*tp) for tp in beyond], beyond)
 
     async def _refit(

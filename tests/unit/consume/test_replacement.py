@@ -17,6 +17,7 @@ from aiokafka import OffsetAndMetadata
 from aiokafka import TopicPartition as KafkaTopicPartition
 from aiokafka.errors import (
     CommitFailedError,
+    CorruptRecordException,
     KafkaConnectionError,
     KafkaError,
     OffsetOutOfRangeError,
@@ -53,6 +54,8 @@ class StandInConsumer:
         self.on_commit: Any = None  # called in the commit, before it answers
         self.fetch_gate: asyncio.Event | None = None  # set: getmany waits for it
         self.fetches = 0
+        self.during_fetch: Any = None  # awaited in getmany, before it answers or raises
+        self.seeks: list[tuple[KafkaTopicPartition, int]] = []
 
     async def start(self) -> None:
         if self.refuse_start:
@@ -71,6 +74,8 @@ class StandInConsumer:
         self, *partitions: Any, timeout_ms: int, max_records: int
     ) -> dict[Any, list[Any]]:
         self.fetches += 1
+        if self.during_fetch is not None:
+            await self.during_fetch()
         if self.fetch_error is not None:
             raise self.fetch_error
         if self.fetch_gate is not None:
@@ -87,7 +92,7 @@ class StandInConsumer:
         pass
 
     def seek(self, partition: KafkaTopicPartition, offset: int) -> None:
-        pass
+        self.seeks.append((partition, offset))
 
     async def beginning_offsets(
         self, partitions: Iterable[KafkaTopicPartition]
@@ -304,3 +309,23 @@ async def test_kafkas_out_of_range_answer_resumes_from_the_log_start_with_a_gap(
         Gap(TP, 7, 0, GapKind.LOG_RESET, 0, 3)
     ]
     assert recorder.assigned[-1] == {TP: 0}
+
+
+async def test_a_bad_batch_raised_across_a_rebalance_restores_where_the_rebalance_sought(
+    made: list[StandInConsumer],
+) -> None:
+    """A fetch waits out a rebalance whose callback seeks the partition, then raises on a
+    bad batch: the records it drained are lost, so the partition goes back to where the
+    callback sought it (not known before the fetch began) before the batch is looked for."""
+    source = await started_source(Recorder(), [TP])
+    consumer = made[0]
+
+    async def rebalance_then_corrupt() -> None:
+        consumer.during_fetch = None
+        await consumer.listener.on_partitions_assigned(consumer.owned)
+        consumer.seeks.clear()
+        consumer.fetch_error = CorruptRecordException("Invalid CRC")
+
+    consumer.during_fetch = rebalance_then_corrupt
+    assert await source.fetch(0, 10) == []
+    assert consumer.seeks[0] == (KTP, 7)  # restored to the callback's seek, first thing
