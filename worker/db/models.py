@@ -164,16 +164,10 @@ class IngestOffset(Base):
     )
 
 
-class IngestReject(Base):
-    """A consumed message that was not stored as a row, kept to list and replay."""
+class RejectedMessage:
+    """The columns of a rejected message: where it was listed first, and where it is kept
+    once its log was replaced (``IngestRejectSuperseded``)."""
 
-    __tablename__ = "ingest_rejects"
-    __table_args__ = (
-        UniqueConstraint("topic", "partition", "offset", name="uq_ingest_rejects_position"),
-        Index("ix_ingest_rejects_reason", "reason"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     topic: Mapped[str] = mapped_column(String(255), nullable=False)
     partition: Mapped[int] = mapped_column(Integer, nullable=False)
     offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -183,10 +177,22 @@ class IngestReject(Base):
     raw_size: Mapped[int] = mapped_column(Integer, nullable=False)
     reason: Mapped[str] = mapped_column(String(50), nullable=False)
     detail: Mapped[str] = mapped_column(Text, nullable=False)
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class IngestReject(RejectedMessage, Base):
+    """A consumed message that was not stored as a row, kept to list and replay."""
+
+    __tablename__ = "ingest_rejects"
+    __table_args__ = (
+        UniqueConstraint("topic", "partition", "offset", name="uq_ingest_rejects_position"),
+        Index("ix_ingest_rejects_reason", "reason"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class IngestGap(Base):
@@ -215,24 +221,15 @@ class IngestGap(Base):
     )
 
 
-class IngestRejectSuperseded(Base):
+class IngestRejectSuperseded(RejectedMessage, Base):
     """A reject of a log that was replaced (see ``IngestGap``), moved out of the way of the
     new log's rejects at the same positions."""
 
     __tablename__ = "ingest_rejects_superseded"
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # its id in ingest_rejects
     gap_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    topic: Mapped[str] = mapped_column(String(255), nullable=False)
-    partition: Mapped[int] = mapped_column(Integer, nullable=False)
-    offset: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    key: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
-    raw: Mapped[bytes | None] = mapped_column(BYTEA, nullable=True)
-    raw_size: Mapped[int] = mapped_column(Integer, nullable=False)
-    reason: Mapped[str] = mapped_column(String(50), nullable=False)
-    detail: Mapped[str] = mapped_column(Text, nullable=False)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     superseded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
