@@ -32,6 +32,7 @@ import asyncpg
 import structlog
 
 from worker.db.errors import transient_as_error
+from worker.db.pool_mode import fetch
 from worker.records import Accepted, Decoded, Reject, RejectReason
 
 TENANT_CHANNEL = "tenant_changed"
@@ -176,15 +177,20 @@ def tenant_ids(decoded: Iterable[Decoded]) -> set[UUID]:
 
 
 class PostgresTenantSource:
-    """Looks tenants up in the ``tenants`` table."""
+    """Looks tenants up in the ``tenants`` table (inside a transaction behind a
+    transaction-mode pooler: ``worker.db.pool_mode``)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, in_transaction: bool = False) -> None:
         self._pool = pool
+        self._in_transaction = in_transaction
 
     async def fetch(self, ids: Collection[UUID]) -> dict[UUID, bool]:
         with transient_as_error("looking up tenants"):
-            rows = await self._pool.fetch(
-                "SELECT id, is_active FROM tenants WHERE id = ANY($1::uuid[])", list(ids)
+            rows = await fetch(
+                self._pool,
+                "SELECT id, is_active FROM tenants WHERE id = ANY($1::uuid[])",
+                list(ids),
+                in_transaction=self._in_transaction,
             )
         return {row["id"]: row["is_active"] for row in rows}
 
