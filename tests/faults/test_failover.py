@@ -16,7 +16,7 @@ import pytest
 from tests.checker import Sent
 from tests.faults.conftest import new_tenants, prepare_stream
 from tests.faults.harness import WorkerProcess, Workers, progress, wait_progress_beyond
-from tests.faults.replication import ReplicatedPair, execute, started_pair
+from tests.faults.replication import ReplicatedPair, execute, fetchval, started_pair
 from tests.faults.test_database import finish
 from tests.services import Services
 from tests.streams import produce, wait_until, worker_env
@@ -141,3 +141,33 @@ async def test_primary_demoted_to_read_only(embedded: Services, workers: Workers
         await flow.produce(2000)
         await finish(flow.on(pair, pair.second), flow.sent, flow.worker, 90)
     assert took < WRITING_AGAIN_WITHIN_S
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_old_primary_back_as_a_writable_server(embedded: Services, workers: Workers) -> None:
+    """After a failover the old primary, first in the URL, starts again accepting writes (split
+    brain): a worker whose connections are all dropped reconnects to the new primary, never to
+    the old one, whose offsets stay where they were; exactly once on the new primary."""
+    async with started_pair() as pair:
+        flow = await flowing(pair, embedded, workers, seed=904)
+        await asyncio.to_thread(pair.first.stop, "immediate")
+        await flow.produce(2000)
+        await promote_and_time(pair, flow)
+        await asyncio.to_thread(pair.first.start)  # not fenced: both accept writes now
+        old_primary, new_primary = flow.on(pair, pair.first), flow.on(pair, pair.second)
+        stale = await progress(old_primary)
+        await terminate_connections(pair.direct_url(pair.second, "postgres"), pair.database)
+        await flow.produce(4000)
+        await finish(new_primary, flow.sent, flow.worker, 90)
+        assert await progress(old_primary) == stale
+    assert '"event": "stale_primary_refused"' in flow.worker.stderr
+
+
+async def terminate_connections(admin_url: str, database: str) -> None:
+    """Every connection to ``database`` on that server, closed by the server."""
+    await fetchval(
+        admin_url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+        database,
+    )

@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from worker.consume.consumer import KafkaSource
 from worker.consume.watchdog import ConsumerWatchdog, Health
+from worker.db.timeline import TimelineGuard
 from worker.errors import TransientError
 from worker.pipeline import Pipeline
 from worker.service.database import database, tenant_listen_dsn
@@ -70,6 +71,7 @@ async def _run(
     supervisor: Supervisor,
 ) -> None:
     readiness = Readiness()
+    guard = TimelineGuard()  # every connection of this process: never back to an old primary
     server = HealthServer(
         readiness, stats.metrics, settings.http_host, settings.http_port, supervisor.fail
     )
@@ -78,7 +80,7 @@ async def _run(
     async with (
         _signals(stop, install_signals),
         _stopping(server),
-        database(settings, stop) as pool,
+        database(settings, stop, guard) as pool,
     ):
         sink = PostgresSink(
             pool, group_id=settings.kafka_group_id,
@@ -97,7 +99,7 @@ async def _run(
             on_revoked=pipeline.partitions_revoked,
         )
         async with supervisor.running(
-            **_listening(settings, cache),
+            **_listening(settings, cache, guard),
             summaries=stats.log_summaries(),
             broker_probe=_probe_broker(source, readiness, settings),
         ):
@@ -164,10 +166,14 @@ def worker_runner() -> Iterator[asyncio.Runner]:
         yield runner
 
 
-def _listening(settings: Settings, cache: TenantCache) -> dict[str, Coroutine[Any, Any, None]]:
+def _listening(
+    settings: Settings, cache: TenantCache, guard: TimelineGuard
+) -> dict[str, Coroutine[Any, Any, None]]:
     """The tenant listener as a background task, unless it has nowhere to LISTEN."""
     dsn = tenant_listen_dsn(settings)
-    return {} if dsn is None else {"tenant_listener": TenantListener(dsn, cache).run()}
+    if dsn is None:
+        return {}
+    return {"tenant_listener": TenantListener(dsn, cache, connect=guard.connect).run()}
 
 
 def _tenant_cache(settings: Settings, pool: asyncpg.Pool) -> TenantCache:

@@ -2,8 +2,9 @@
 
 DATABASE_URL may name several hosts (``postgresql://u:p@host1:5432,host2:5432/db
 ?target_session_attrs=read-write``): asyncpg tries them in order and keeps the first
-that accepts writes, for the pool's first connections and for every replacement
-(``worker.db.failover`` drops connections that can no longer write). The pool's
+that accepts writes and is not an old primary (``worker.db.timeline``), for the pool's
+first connections and for every replacement (``worker.db.failover`` drops connections
+that can no longer write). The pool's
 options follow DATABASE_POOL_MODE (``worker.db.pool_mode``).
 """
 
@@ -23,6 +24,7 @@ from worker.db.engine import create_engine
 from worker.db.errors import transient_as_error
 from worker.db.migrations import ensure_schema_at_head
 from worker.db.pool_mode import connect_options, listen_dsn
+from worker.db.timeline import TimelineGuard
 from worker.errors import TransientError
 from worker.service.retry import Backoff
 from worker.service.stopping import close_pool, unless_stopped
@@ -41,8 +43,11 @@ CONNECT_ERRORS = (
 
 
 @contextlib.asynccontextmanager
-async def database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[asyncpg.Pool]:
-    """A pool once PostgreSQL answers and its schema is at head; ``stop`` ends the wait."""
+async def database(
+    settings: Settings, stop: asyncio.Event, guard: TimelineGuard
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool once PostgreSQL answers and its schema is at head; ``stop`` ends the wait.
+    Its connections are made by ``guard``: never on an old primary."""
 
     async def connect() -> asyncpg.Pool:
         backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
@@ -53,7 +58,7 @@ async def database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[asy
                 # by SQLSTATE, as the writes do, instead of by exception type.
                 with transient_as_error("starting"):
                     await _check_schema(settings)
-                    return await _create_pool(settings)
+                    return await _create_pool(settings, guard)
             except CONNECT_ERRORS as exc:
                 delay = backoff.next_delay()
                 log.warning("database_unavailable", error=_unavailable(exc), retry_in_s=delay,
@@ -67,10 +72,12 @@ async def database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[asy
         await close_pool(pool)
 
 
-async def _create_pool(settings: Settings) -> asyncpg.Pool:
+async def _create_pool(settings: Settings, guard: TimelineGuard) -> asyncpg.Pool:
     pooled = settings.transaction_pooling
-    return await asyncpg.create_pool(
+    pool: asyncpg.Pool = await asyncpg.create_pool(  # type: ignore[call-overload]
         settings.asyncpg_dsn,
+        # The stubs want asyncpg.connect's every keyword spelled out; this forwards them all.
+        connect=guard.connect,
         min_size=1,
         # Writers, plus one each for tenant lookups and offset loads.
         max_size=settings.write_connections + 2,
@@ -80,6 +87,7 @@ async def _create_pool(settings: Settings) -> asyncpg.Pool:
         reset=keep_session,
         **connect_options(settings),
     )
+    return pool
 
 
 def tenant_listen_dsn(settings: Settings) -> str | None:

@@ -23,7 +23,7 @@ import contextlib
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
@@ -199,9 +199,16 @@ class TenantListener:
     """Keeps a LISTEN connection open and evicts tenants as PostgreSQL reports changes."""
 
     def __init__(
-        self, dsn: str, cache: TenantCache, *, retry_s: float = 1.0, probe_every_s: float = 10.0
+        self,
+        dsn: str,
+        cache: TenantCache,
+        *,
+        retry_s: float = 1.0,
+        probe_every_s: float = 10.0,
+        connect: Callable[[str], Awaitable[asyncpg.Connection]] = asyncpg.connect,
     ) -> None:
         self._dsn = dsn
+        self._connect = connect
         self._cache = cache
         self._retry_s = retry_s
         self._probe_every_s = probe_every_s
@@ -222,7 +229,7 @@ class TenantListener:
             await asyncio.sleep(self._retry_s)
 
     async def _listen_once(self) -> None:
-        connection = await asyncpg.connect(self._dsn)
+        connection = await self._connect(self._dsn)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _: lost.set())
