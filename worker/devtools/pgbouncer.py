@@ -1,11 +1,12 @@
-"""A PgBouncer of a test's own, in transaction mode, in front of a PostgreSQL server.
+"""A PgBouncer in transaction mode in front of the embedded PostgreSQL, for tests and the bench.
 
-Started from the ``pgbouncer`` binary on PATH or in /usr/sbin (Debian's package puts it
-there); a test without one skips, saying how to get it. It listens on a free port of
-127.0.0.1 only, with its own ini file in a temporary folder, trusts the loopback
-clients it serves (``auth_type = trust``, the user listed in its userlist), and runs
-as the embedded PostgreSQL's unprivileged user when we are root (it refuses to run as
-root). The test stops it by its PID.
+Nothing here is used in production. Started from the ``pgbouncer`` binary on PATH or
+in /usr/sbin (Debian's package puts it there; ``HOW_TO_GET_IT`` says how to install
+it). It listens on a free port of 127.0.0.1 only, with its own ini file in a temporary
+folder, trusts the loopback clients it serves (``auth_type = trust``, the one user in
+its userlist; the embedded server trusts loopback too), and runs as the embedded
+PostgreSQL's unprivileged user when we are root (it refuses to run as root). ``stop``
+ends it by its PID.
 
 Its server connections name themselves ``application_name = pgbouncer_pool``, so
 that a test can count them in ``pg_stat_activity`` apart from its own connections.
@@ -38,7 +39,9 @@ def pgbouncer_binary() -> Path | None:
 class PgBouncer:
     """One pgbouncer process; ``url(database)`` is how clients reach a database through it."""
 
-    def __init__(self, binary: Path, upstream_port: int, *, pool_size: int, user: str) -> None:
+    def __init__(
+        self, binary: Path, upstream_port: int, *, pool_size: int, user: str = "postgres"
+    ) -> None:
         self.binary = binary
         self.upstream_port = upstream_port
         self.pool_size = pool_size
