@@ -88,7 +88,6 @@ async def failing_on(flow: Flow, sqlstate: str, timeout_s: float) -> None:
     await wait_until(seen, timeout_s, f"the worker to retry after {sqlstate}")
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_primary_killed_and_standby_promoted(embedded: Services, workers: Workers) -> None:
     """The primary crashes having committed batches the standby never received; the standby is
@@ -110,7 +109,6 @@ async def test_primary_killed_and_standby_promoted(embedded: Services, workers: 
     assert '"event": "transient_failure"' in flow.worker.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_planned_switchover(embedded: Services, workers: Workers) -> None:
     """A fast shutdown of the primary, then the standby promoted: writing again within 5 s,
@@ -125,7 +123,6 @@ async def test_planned_switchover(embedded: Services, workers: Workers) -> None:
     assert took < WRITING_AGAIN_WITHIN_S
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_primary_demoted_to_read_only(embedded: Services, workers: Workers) -> None:
     """The primary stays up but refuses writes (25006, default_transaction_read_only=on), then
@@ -143,7 +140,6 @@ async def test_primary_demoted_to_read_only(embedded: Services, workers: Workers
     assert took < WRITING_AGAIN_WITHIN_S
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_old_primary_back_as_a_writable_server(embedded: Services, workers: Workers) -> None:
     """After a failover the old primary, first in the URL, starts again accepting writes (split

@@ -49,7 +49,6 @@ async def server_connections(stream: Settings) -> int:
     return int(await fetchval(stream.database_url, query, APPLICATION_NAME))  # type: ignore[call-overload]
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_replicas_through_a_transaction_pooler(
     stream: Settings, pooler: PgBouncer, workers: Workers

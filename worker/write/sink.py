@@ -25,7 +25,8 @@ A row PostgreSQL refuses (SQLSTATE class 22 or 23) never fails the batch: events
 was deleted since lookup become ``unknown_tenant`` rejects, and any other refused row is found
 by splitting the lists in halves under savepoints (``worker.write.isolate``) and becomes a
 ``db_rejected`` reject; the rest is written. The write holds one pool connection for the
-length of its transaction, prepared by ``worker.write.connection``.
+length of its transaction, prepared by ``worker.write.connection``; a connection that can
+no longer write (a failover, a read-only server) is dropped, not reused (``worker.db.failover``).
 """
 
 from __future__ import annotations
