@@ -33,9 +33,20 @@ import structlog
 
 from worker.db.errors import transient_as_error
 from worker.db.pool_mode import fetch
+from worker.db.timeline import StalePrimaryError
 from worker.records import Accepted, Decoded, Reject, RejectReason
 
 TENANT_CHANNEL = "tenant_changed"
+# What makes the listener reconnect; during a failover no host may accept writes yet, or
+# only an old primary (worker.db.timeline), and both pass like a lost connection.
+_LISTENER_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.TargetServerAttributeNotMatched,
+    StalePrimaryError,
+)
 log = structlog.get_logger(__name__)
 
 
@@ -221,7 +232,7 @@ class TenantListener:
         while True:
             try:
                 await self._listen_once()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _LISTENER_DOWN as exc:
                 log.warning("tenant_listener_down", error=type(exc).__name__)
             self.listening.clear()
             # Changes may have been missed while disconnected: start from a clean slate.
