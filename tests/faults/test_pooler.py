@@ -19,8 +19,8 @@ from worker.devtools.eventgen import EventFactory
 from worker.devtools.pgbouncer import APPLICATION_NAME, HOW_TO_GET_IT, PgBouncer, pgbouncer_binary
 from worker.settings import Settings
 
-REPLICAS = 2
-SERVER_CONNECTIONS = 2  # the replicas' pools hold 2 x (3 lanes + 2) client connections
+REPLICAS = 3
+SERVER_CONNECTIONS = 2  # the replicas' pools hold 3 x (3 lanes + 2) client connections
 
 
 @pytest.fixture
@@ -53,8 +53,8 @@ async def server_connections(stream: Settings) -> int:
 async def test_replicas_through_a_transaction_pooler(
     stream: Settings, pooler: PgBouncer, workers: Workers
 ) -> None:
-    """Two replicas with DATABASE_POOL_MODE=transaction through PgBouncer (2 server
-    connections for 10 client ones), one listening on DATABASE_LISTEN_URL: both write,
+    """Three replicas with DATABASE_POOL_MODE=transaction through PgBouncer (2 server
+    connections for 15 client ones), one listening on DATABASE_LISTEN_URL: all write,
     every event exactly once, exit 0."""
     database = stream.database_url.rpartition("/")[2]
     pooled = stream.model_copy(update={"database_url": pooler.url(database)})
