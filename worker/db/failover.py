@@ -22,6 +22,7 @@ classify it (``worker.db.errors``) and retry.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
@@ -73,8 +74,10 @@ async def discard_if_unusable(
         # connection to it, and every retry of a write would fail the same way.
         await pool.expire_connections()
         log.warning("database_read_only", action="pool_recycled", sqlstate=READ_ONLY)
-    if kind is not None and not connection.is_closed():
-        connection.terminate()
+    if kind is not None:
+        # Closed already, asyncpg has handed it back to the pool: its proxy then refuses.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            connection.terminate()
     return kind
 
 

@@ -37,14 +37,15 @@ from worker.db.timeline import StalePrimaryError
 from worker.records import Accepted, Decoded, Reject, RejectReason
 
 TENANT_CHANNEL = "tenant_changed"
-# What makes the listener reconnect; during a failover no host may accept writes yet, or
-# only an old primary (worker.db.timeline), and both pass like a lost connection.
+# What makes the listener reconnect. Besides a lost connection: asyncpg's protocol state
+# broken by a connection killed mid-exchange, and during a failover no host accepting
+# writes yet (both InternalClientError), or only an old primary (worker.db.timeline).
 _LISTENER_DOWN = (
     OSError,
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    asyncpg.TargetServerAttributeNotMatched,
+    asyncpg.InternalClientError,
     StalePrimaryError,
 )
 log = structlog.get_logger(__name__)
