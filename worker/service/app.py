@@ -71,7 +71,7 @@ async def _run(
     supervisor: Supervisor,
 ) -> None:
     readiness = Readiness()
-    guard = TimelineGuard()  # every connection of this process: never back to an old primary
+    guard = TimelineGuard()  # the pool and the listener: never back to an old primary
     server = HealthServer(
         readiness, stats.metrics, settings.http_host, settings.http_port, supervisor.fail
     )
