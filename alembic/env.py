@@ -86,8 +86,11 @@ def _settings() -> Settings:
 
 def run_migrations_offline() -> None:
     """Print the SQL instead of running it (``alembic upgrade head --sql``)."""
+    _settings()  # a bad configuration still stops the run with its one line
     context.configure(
-        url=_settings().async_database_url,
+        # Only the dialect matters here; SQLAlchemy's URL parser refuses the libpq form
+        # with several hosts (host1:5432,host2:5432) that DATABASE_URL may hold.
+        url="postgresql+asyncpg://",
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},

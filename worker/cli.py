@@ -169,13 +169,22 @@ def bench(
         float, typer.Option(min=1, help="Length of the half-load latency phase.")
     ] = 15.0,
     partitions: Annotated[int, typer.Option(min=1, help="Partitions of each topic.")] = 4,
+    pool_mode: Annotated[
+        str,
+        typer.Option(
+            help="transaction: also drain again in DATABASE_POOL_MODE=transaction, "
+            "through PgBouncer when installed."
+        ),
+    ] = "session",
 ) -> None:
     """Measure the worker against PostgreSQL's COPY ceiling and an unvalidated pipe."""
     from worker.devtools.bench.run import run_bench
 
+    if pool_mode not in ("session", "transaction"):
+        raise typer.BadParameter("must be session or transaction", param_hint="--pool-mode")
     run_bench(
         events=events, as_json=json_output, external=external,
-        latency_s=latency_seconds, partitions=partitions,
+        latency_s=latency_seconds, partitions=partitions, pool_mode=pool_mode,
     )  # fmt: skip
 
 

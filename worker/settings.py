@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     # The worker's own bounds: a silent network must not hang it.
     database_connect_timeout_s: float = Field(default=10.0, gt=0)
     database_command_timeout_s: float = Field(default=60.0, gt=0)
+    # Behind a transaction-mode pooler (PgBouncer, Supavisor, RDS Proxy) consecutive
+    # transactions may run on different server connections: the worker then keeps no state
+    # across transactions (``worker.db.pool_mode``).
+    database_pool_mode: Literal["session", "transaction"] = "session"
+    # A direct (not pooled) connection for LISTEN, which needs a session of its own; in
+    # transaction mode without it, tenant changes are seen after TENANT_CACHE_TTL_S.
+    database_listen_url: str | None = None
 
     # Kafka.
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -111,15 +118,15 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "offset_reset_policy", mode="before")
+    @field_validator("log_format", "offset_reset_policy", "database_pool_mode", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_listen_url")
     @classmethod
-    def _postgres_url(cls, value: str) -> str:
-        if not value.startswith((_SYNC_SCHEME, _ASYNC_SCHEME)):
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith((_SYNC_SCHEME, _ASYNC_SCHEME)):
             scheme = value.split("://", 1)[0] if "://" in value else "none"
             raise ValueError(
                 f"must start with postgresql:// or postgresql+asyncpg:// (got scheme {scheme!r})"
@@ -149,8 +156,13 @@ class Settings(BaseSettings):
 
     @property
     def asyncpg_dsn(self) -> str:
-        """The plain libpq-style URL that asyncpg.connect accepts."""
+        """The plain libpq-style URL that asyncpg.connect accepts (several hosts too)."""
         return _SYNC_SCHEME + self.database_url.split("://", 1)[1]
+
+    @property
+    def transaction_pooling(self) -> bool:
+        """Whether DATABASE_URL leads to a transaction-mode pooler."""
+        return self.database_pool_mode == "transaction"
 
 
 def load_settings(**overrides: object) -> Settings:

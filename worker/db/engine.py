@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from worker.db.pool_mode import connect_options
 from worker.settings import Settings, load_settings
 
 _engine: AsyncEngine | None = None
@@ -28,19 +29,31 @@ def create_engine(settings: Settings, **options: Any) -> AsyncEngine:
     """An async engine with the pool sizes of the settings (or the given options).
 
     asyncpg itself parses the URL, so libpq parameters such as ``sslmode`` and
-    ``sslrootcert`` work, which SQLAlchemy's URL handling would refuse.
+    ``sslrootcert`` work, and several hosts (``host1:5432,host2:5432``) with
+    ``target_session_attrs``, all of which SQLAlchemy's URL handling would refuse.
+    Behind a transaction-mode pooler neither asyncpg nor SQLAlchemy caches prepared
+    statements (``worker.db.pool_mode``); SQLAlchemy runs every statement in a transaction.
     """
     dsn = settings.asyncpg_dsn
+    connect = connect_options(settings)
     defaults: dict[str, Any] = {
         "pool_size": settings.database_pool_size,
         "max_overflow": settings.database_max_overflow,
         "pool_pre_ping": True,
     }
-    return create_async_engine(
-        "postgresql+asyncpg://",
-        async_creator=lambda: asyncpg.connect(dsn),
-        **(options or defaults),
-    )
+    engine: AsyncEngine | None = None
+
+    def creator() -> Any:
+        # async_creator cannot pass the dialect's own cache size: this is its documented
+        # alternative, SQLAlchemy's wrapping of an asyncpg connection made by us.
+        assert engine is not None
+        return engine.sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
+            async_creator_fn=lambda: asyncpg.connect(dsn, **connect),
+            prepared_statement_cache_size=0 if settings.transaction_pooling else 100,
+        )
+
+    engine = create_async_engine("postgresql+asyncpg://", creator=creator, **(options or defaults))
+    return engine
 
 
 def configure(settings: Settings | None = None) -> async_sessionmaker[AsyncSession]:

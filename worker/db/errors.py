@@ -7,6 +7,9 @@
   shutdown, cancelled or timed-out statements); the states 40001 (serialization failure),
   40P01 (deadlock), 55P03 (lock not available) and 25006 (read-only transaction, a
   failover target); ``OSError`` and so timeouts; a connection asyncpg reports closed;
+  no host of a multi-host DATABASE_URL matching ``target_session_attrs`` (a failover
+  between the old primary's fencing and the new one's promotion), or only old primaries
+  (``worker.db.timeline``);
 - ``row``, the row's own fault: classes 22 (data exception) and 23 (integrity constraint
   violation), and values the driver cannot encode (``ValueError``, ``OverflowError``);
 - ``fatal``, anything else: a schema mismatch, a missing privilege, a bug.
@@ -24,6 +27,7 @@ from typing import Literal
 
 import asyncpg
 
+from worker.db.timeline import StalePrimaryError
 from worker.errors import TransientError
 
 Kind = Literal["transient", "row", "fatal"]
@@ -61,6 +65,8 @@ def _classify_one(exc: BaseException) -> Kind:
             return "row"
     if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
         return "transient"
+    if isinstance(exc, asyncpg.TargetServerAttributeNotMatched | StalePrimaryError):
+        return "transient"  # no writable host among several: a promotion is under way
     if isinstance(exc, ValueError | OverflowError):  # a value the driver cannot encode
         return "row"
     if isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc):

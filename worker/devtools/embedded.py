@@ -83,6 +83,20 @@ class EmbeddedPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
 
+    def replicate(self, primary: EmbeddedPostgres) -> None:
+        """Make this (new) data directory an asynchronous streaming standby of ``primary``:
+        ``pg_basebackup -R`` writes its ``standby.signal`` and ``primary_conninfo``. Then
+        ``start()`` it."""
+        self._prepare_permissions()
+        no_sync = () if self.durable else ("--no-sync",)
+        self._run("pg_basebackup", "-h", LOOPBACK, "-p", str(primary.port), "-U", "postgres",
+                  "-D", str(self.data_dir), "-R", "-X", "stream", "--checkpoint=fast",
+                  *no_sync)  # fmt: skip
+
+    def promote(self) -> None:
+        """Promote a standby; returns once it accepts writes."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "promote")
+
     def pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
         if not pid_file.exists():

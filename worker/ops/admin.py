@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
+from worker.db.pool_mode import connect_options
 from worker.errors import IngestError
 from worker.ops.publisher import EventPublisher
 from worker.settings import Settings
@@ -41,7 +42,7 @@ def _new_api_key() -> str:
 
 @asynccontextmanager
 async def _connect(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    connection = await asyncpg.connect(settings.asyncpg_dsn, **connect_options(settings))
     try:
         yield connection
     finally:

@@ -16,45 +16,33 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any
 
 import asyncpg
-import sqlalchemy.exc
 import structlog
 from aiokafka.errors import KafkaError
-from sqlalchemy.pool import NullPool
 
 from worker.consume.consumer import KafkaSource
 from worker.consume.starts import Starts
 from worker.consume.watchdog import ConsumerWatchdog, reporting_to
-from worker.db.compatibility import Verdict
-from worker.db.engine import create_engine
-from worker.db.errors import transient_as_error
-from worker.db.migrations import ensure_schema_at_head
+from worker.db.timeline import TimelineGuard
 from worker.errors import TransientError
 from worker.pipeline import Pipeline
+from worker.service.database import database, tenant_listen_dsn
 from worker.service.health import HealthServer, Readiness, note_topics
 from worker.service.loop_watch import watching_loop
 from worker.service.retry import Backoff
 from worker.service.stall import watch_stalls
 from worker.service.stats import PipelineStats
-from worker.service.stopping import DRAIN_MARGIN_S, close_pool, run_then_drain, unless_stopped
+from worker.service.stopping import DRAIN_MARGIN_S, run_then_drain, unless_stopped
 from worker.service.supervisor import Supervisor
 from worker.settings import Settings
 from worker.tenants.cache import PostgresTenantSource, TenantCache, TenantListener
-from worker.write.connection import keep_session, prepare_connection
 from worker.write.sink import PostgresSink
 
 log = structlog.get_logger(__name__)
 BROKER_PROBE_EVERY_S = 5.0
-CONNECT_ERRORS = (
-    TransientError,  # any error worker.db.errors classifies as transient
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> PipelineStats:
@@ -83,6 +71,7 @@ async def _run(
     supervisor: Supervisor,
 ) -> None:
     readiness = Readiness()
+    guard = TimelineGuard()  # the pool and the listener: never back to an old primary
     server = HealthServer(
         readiness, stats.metrics, settings.http_host, settings.http_port, supervisor.fail
     )
@@ -91,11 +80,12 @@ async def _run(
     async with (
         _signals(stop, install_signals),
         _stopping(server),
-        _database(settings, stop) as pool,
+        database(settings, stop, guard) as pool,
     ):
         sink = PostgresSink(
             pool, group_id=settings.kafka_group_id,
             reject_raw_max_bytes=settings.reject_raw_max_bytes,
+            transaction_pooling=settings.transaction_pooling,
         )  # fmt: skip
         cache = _tenant_cache(settings, pool)
         stats.metrics.watch_tenant_cache(
@@ -109,9 +99,8 @@ async def _run(
             on_assigned=pipeline.partitions_assigned,
             on_revoked=pipeline.partitions_revoked,
         )
-        listener = TenantListener(settings.asyncpg_dsn, cache)
         async with supervisor.running(
-            tenant_listener=listener.run(),
+            **_listening(settings, cache, guard),
             summaries=stats.log_summaries(),
             broker_probe=_probe_broker(source, readiness, settings),
         ):
@@ -178,66 +167,23 @@ def worker_runner() -> Iterator[asyncio.Runner]:
         yield runner
 
 
+def _listening(
+    settings: Settings, cache: TenantCache, guard: TimelineGuard
+) -> dict[str, Coroutine[Any, Any, None]]:
+    """The tenant listener as a background task, unless it has nowhere to LISTEN."""
+    dsn = tenant_listen_dsn(settings)
+    if dsn is None:
+        return {}
+    return {"tenant_listener": TenantListener(dsn, cache, connect=guard.connect).run()}
+
+
 def _tenant_cache(settings: Settings, pool: asyncpg.Pool) -> TenantCache:
     return TenantCache(
-        PostgresTenantSource(pool),
+        PostgresTenantSource(pool, in_transaction=settings.transaction_pooling),
         max_size=settings.tenant_cache_size,
         ttl_s=settings.tenant_cache_ttl_s,
         negative_ttl_s=settings.tenant_negative_ttl_s,
     )
-
-
-@contextlib.asynccontextmanager
-async def _database(settings: Settings, stop: asyncio.Event) -> AsyncIterator[asyncpg.Pool]:
-    """A pool once PostgreSQL answers and its schema is at head; ``stop`` ends the wait."""
-
-    async def connect() -> asyncpg.Pool:
-        backoff = Backoff(settings.retry_backoff_initial_s, settings.retry_backoff_max_s)
-        while True:
-            try:
-                # A server starting or restarting answers 57P03 (not yet accepting
-                # connections), which SQLAlchemy wraps in a plain DBAPIError: classify
-                # by SQLSTATE, as the writes do, instead of by exception type.
-                with transient_as_error("starting"):
-                    await _check_schema(settings)
-                    return await asyncpg.create_pool(
-                        settings.asyncpg_dsn,
-                        min_size=1,
-                        # Writers, plus one each for tenant lookups and offset loads.
-                        max_size=settings.write_connections + 2,
-                        timeout=settings.database_connect_timeout_s,
-                        command_timeout=settings.database_command_timeout_s,
-                        init=prepare_connection,
-                        reset=keep_session,
-                    )
-            except CONNECT_ERRORS as exc:
-                delay = backoff.next_delay()
-                log.warning("database_unavailable", error=_unavailable(exc), retry_in_s=delay,
-                            setting="DATABASE_URL", hosts=settings.database_hosts)  # fmt: skip
-                await asyncio.sleep(delay)
-
-    pool = await unless_stopped(connect(), stop, "PostgreSQL")
-    try:
-        yield pool
-    finally:
-        await close_pool(pool)
-
-
-def _unavailable(exc: BaseException) -> str:
-    """Why PostgreSQL is unavailable: a TransientError's message names only the server's state."""
-    return str(exc) if isinstance(exc, TransientError) else type(exc).__name__
-
-
-async def _check_schema(settings: Settings) -> None:
-    """Refuse a schema behind this build or incompatible with it; run on a newer compatible one."""
-    engine = create_engine(settings, poolclass=NullPool)
-    try:
-        status = await ensure_schema_at_head(engine)
-    finally:
-        await engine.dispose()
-    if status.verdict is not Verdict.AT_HEAD:
-        # A rolling deploy or a rollback in progress: say so, as this build is not the newest.
-        log.warning("schema_newer_compatible", detail=status.message)
 
 
 @contextlib.asynccontextmanager

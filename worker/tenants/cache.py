@@ -23,7 +23,7 @@ import contextlib
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 from uuid import UUID
@@ -32,9 +32,22 @@ import asyncpg
 import structlog
 
 from worker.db.errors import transient_as_error
+from worker.db.pool_mode import fetch
+from worker.db.timeline import StalePrimaryError
 from worker.records import Accepted, Decoded, Reject, RejectReason
 
 TENANT_CHANNEL = "tenant_changed"
+# What makes the listener reconnect. Besides a lost connection: asyncpg's protocol state
+# broken by a connection killed mid-exchange, and during a failover no host accepting
+# writes yet (both InternalClientError), or only an old primary (worker.db.timeline).
+_LISTENER_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    StalePrimaryError,
+)
 log = structlog.get_logger(__name__)
 
 
@@ -176,15 +189,20 @@ def tenant_ids(decoded: Iterable[Decoded]) -> set[UUID]:
 
 
 class PostgresTenantSource:
-    """Looks tenants up in the ``tenants`` table."""
+    """Looks tenants up in the ``tenants`` table (inside a transaction behind a
+    transaction-mode pooler: ``worker.db.pool_mode``)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, in_transaction: bool = False) -> None:
         self._pool = pool
+        self._in_transaction = in_transaction
 
     async def fetch(self, ids: Collection[UUID]) -> dict[UUID, bool]:
         with transient_as_error("looking up tenants"):
-            rows = await self._pool.fetch(
-                "SELECT id, is_active FROM tenants WHERE id = ANY($1::uuid[])", list(ids)
+            rows = await fetch(
+                self._pool,
+                "SELECT id, is_active FROM tenants WHERE id = ANY($1::uuid[])",
+                list(ids),
+                in_transaction=self._in_transaction,
             )
         return {row["id"]: row["is_active"] for row in rows}
 
@@ -193,9 +211,16 @@ class TenantListener:
     """Keeps a LISTEN connection open and evicts tenants as PostgreSQL reports changes."""
 
     def __init__(
-        self, dsn: str, cache: TenantCache, *, retry_s: float = 1.0, probe_every_s: float = 10.0
+        self,
+        dsn: str,
+        cache: TenantCache,
+        *,
+        retry_s: float = 1.0,
+        probe_every_s: float = 10.0,
+        connect: Callable[[str], Awaitable[asyncpg.Connection]] = asyncpg.connect,
     ) -> None:
         self._dsn = dsn
+        self._connect = connect
         self._cache = cache
         self._retry_s = retry_s
         self._probe_every_s = probe_every_s
@@ -208,7 +233,7 @@ class TenantListener:
         while True:
             try:
                 await self._listen_once()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _LISTENER_DOWN as exc:
                 log.warning("tenant_listener_down", error=type(exc).__name__)
             self.listening.clear()
             # Changes may have been missed while disconnected: start from a clean slate.
@@ -216,7 +241,7 @@ class TenantListener:
             await asyncio.sleep(self._retry_s)
 
     async def _listen_once(self) -> None:
-        connection = await asyncpg.connect(self._dsn)
+        connection = await self._connect(self._dsn)
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _: lost.set())

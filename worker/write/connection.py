@@ -2,8 +2,11 @@
 
 A pool for ``PostgresSink`` is created with ``init=prepare_connection, reset=keep_session``:
 every connection then has the staging tables (PostgreSQL empties them at each commit)
-and the faster codecs of ``worker.write.codecs``. ``copy`` COPYs records straight into a
-table; ``load`` COPYs events into a target's staging table and merges them into its table.
+and the faster codecs of ``worker.write.codecs``. Behind a transaction-mode pooler
+(``worker.db.pool_mode``) the pool's ``init`` is ``prepare_pooled_connection`` instead
+(the codecs only), and ``load`` makes the staging table it needs inside the write's
+transaction. ``copy`` COPYs records straight into a table; ``load`` COPYs events into a
+target's staging table and merges them into its table.
 
 Whatever PostgreSQL or the driver raises goes through as it is; the callers classify it
 (``worker.db.errors``).
@@ -31,6 +34,13 @@ async def prepare_connection(connection: asyncpg.Connection) -> None:
     await use_fast_codecs(connection)
 
 
+async def prepare_pooled_connection(connection: asyncpg.Connection) -> None:
+    """Pool ``init`` behind a transaction-mode pooler: the codecs only, which live in the
+    client; inside a transaction, so that any lookup stays on one server connection."""
+    async with connection.transaction():
+        await use_fast_codecs(connection)
+
+
 async def keep_session(_connection: asyncpg.Connection) -> None:
     """Pool ``reset``: nothing beyond asyncpg's own rollback of a transaction left open.
 
@@ -39,9 +49,16 @@ async def keep_session(_connection: asyncpg.Connection) -> None:
     """
 
 
-async def load(connection: Connection, target: Target, events: Sequence[Accepted]) -> list[Reject]:
-    """COPY the events into the target's staging table, then merge them into the table."""
+async def load(
+    connection: Connection, target: Target, events: Sequence[Accepted], *, make_stage: bool = False
+) -> list[Reject]:
+    """COPY the events into the target's staging table, then merge them into the table.
+
+    ``make_stage`` (transaction-pooler mode) first creates that table in this transaction.
+    """
     if events:
+        if make_stage:
+            await connection.execute(sql.STAGE_IN_TRANSACTION[target.stage])
         records = [target.record(event) for event in events]
         await connection.copy_records_to_table(target.stage, records=records)
         await connection.execute(target.statement(events))

@@ -22,18 +22,21 @@ from uuid import UUID
 import asyncpg
 
 from worker.db.errors import FOREIGN_KEY_VIOLATION, classify, describe
+from worker.db.pool_mode import fetch
 from worker.records import Accepted, Reject, RejectReason
 from worker.write import sql
 from worker.write.connection import Connection, load
 from worker.write.plan import Target, Work
 
 
-async def reject_unknown_tenants(pool: asyncpg.Pool, work: Work, exc: BaseException) -> bool:
+async def reject_unknown_tenants(
+    pool: asyncpg.Pool, work: Work, exc: BaseException, *, in_transaction: bool = False
+) -> bool:
     """After a foreign key violation, reject the events of tenants deleted since lookup."""
     if getattr(exc, "sqlstate", None) != FOREIGN_KEY_VIOLATION:
         return False
     wanted = list({event.row.tenant_id for event in (*work.actions, *work.audits)})
-    rows = await pool.fetch(sql.EXISTING_TENANTS, wanted)
+    rows = await fetch(pool, sql.EXISTING_TENANTS, wanted, in_transaction=in_transaction)
     existing: set[UUID] = {row["id"] for row in rows}
     missing = [e for e in (*work.actions, *work.audits) if e.row.tenant_id not in existing]
     detail = "tenant_id not in tenants (deleted since lookup)"
@@ -44,14 +47,14 @@ async def reject_unknown_tenants(pool: asyncpg.Pool, work: Work, exc: BaseExcept
 
 
 async def load_isolating(
-    connection: Connection, target: Target, events: Sequence[Accepted]
+    connection: Connection, target: Target, events: Sequence[Accepted], *, make_stage: bool = False
 ) -> list[Reject]:
     """Load under a savepoint; on a refused row split in halves until it stands alone."""
     if not events:
         return []
     try:
         async with connection.transaction():  # nested: a savepoint
-            await load(connection, target, events)
+            await load(connection, target, events, make_stage=make_stage)
             await connection.execute(f"TRUNCATE {target.stage}")
     except Exception as exc:
         if classify(exc) != "row":
@@ -59,8 +62,10 @@ async def load_isolating(
         if len(events) == 1:
             return [refused(events[0], exc)]
         half = len(events) // 2
-        first = await load_isolating(connection, target, events[:half])
-        return first + await load_isolating(connection, target, events[half:])
+        first = await load_isolating(connection, target, events[:half], make_stage=make_stage)
+        return first + await load_isolating(
+            connection, target, events[half:], make_stage=make_stage
+        )
     return []
 
 

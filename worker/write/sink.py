@@ -25,7 +25,8 @@ A row PostgreSQL refuses (SQLSTATE class 22 or 23) never fails the batch: events
 was deleted since lookup become ``unknown_tenant`` rejects, and any other refused row is found
 by splitting the lists in halves under savepoints (``worker.write.isolate``) and becomes a
 ``db_rejected`` reject; the rest is written. The write holds one pool connection for the
-length of its transaction, prepared by ``worker.write.connection``.
+length of its transaction, prepared by ``worker.write.connection``; a connection that can
+no longer write (a failover, a read-only server) is dropped, not reused (``worker.db.failover``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from uuid import UUID
 import asyncpg
 
 from worker.db.errors import classify, transient_as_error
+from worker.db.failover import acquire
+from worker.db.pool_mode import fetch
 from worker.errors import PartitionsFencedError
 from worker.records import Batch, OffsetRange, Reject, TopicPartition, WriteResult
 from worker.write import sql
@@ -72,10 +75,19 @@ class PostgresSink:
     (``worker.write.connection``).
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, group_id: str, reject_raw_max_bytes: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        group_id: str,
+        reject_raw_max_bytes: int,
+        transaction_pooling: bool = False,
+    ) -> None:
         self._pool = pool
         self._group_id = group_id
         self._raw_max = reject_raw_max_bytes
+        # Behind a transaction-mode pooler: no state across transactions (worker.db.pool_mode).
+        self._pooled = transaction_pooling
 
     async def write(self, batch: Batch) -> WriteResult:
         """Store the whole batch in one transaction; see the module docstring for the errors."""
@@ -90,7 +102,9 @@ class PostgresSink:
                 except Exception as exc:
                     if classify(exc) != "row" or work.isolate:
                         raise
-                    if not await reject_unknown_tenants(self._pool, work, exc):
+                    if not await reject_unknown_tenants(
+                        self._pool, work, exc, in_transaction=self._pooled
+                    ):
                         work.isolate = True
 
     async def load_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
@@ -100,17 +114,21 @@ class PostgresSink:
             return {}
         topics, numbers = [tp.topic for tp in wanted], [tp.partition for tp in wanted]
         with transient_as_error("loading offsets"):
-            rows = await self._pool.fetch(sql.LOAD_OFFSETS, self._group_id, topics, numbers)
+            rows = await fetch(
+                self._pool, sql.LOAD_OFFSETS, self._group_id, topics, numbers,
+                in_transaction=self._pooled,
+            )  # fmt: skip
         return {TopicPartition(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
     async def _attempt(self, work: Work) -> WriteResult:
         refused: list[Reject] = []
         written: list[int] = []
-        async with self._pool.acquire() as connection, connection.transaction():
+        # A connection that can no longer write (a failover) is dropped, not reused.
+        async with acquire(self._pool, transaction=True) as connection:
             if work.isolate:
                 await self._compare_and_set(connection, work.offsets)
                 for target, events in ((ACTIONS, work.actions), (AUDITS, work.audits)):
-                    lost = await load_isolating(connection, target, events)
+                    lost = await load_isolating(connection, target, events, make_stage=self._pooled)
                     refused += lost
                     written.append(len(events) - len(lost))
             else:
@@ -169,7 +187,7 @@ class PostgresSink:
         )
         new_rows, to_merge = plan_actions(work.actions, events_per_id, stored.actions)
         await copy(connection, "action_logs", sql.ACTION_COLUMNS, new_rows)
-        await load(connection, ACTIONS, to_merge)
+        await load(connection, ACTIONS, to_merge, make_stage=self._pooled)
         records = first_audits(work.audits, stored.audits)
         await copy(connection, "audit_logs", sql.AUDIT_COLUMNS, records)
 

@@ -156,3 +156,15 @@ WHERE o.group_id = $1
 """
 
 EXISTING_TENANTS = "SELECT id FROM tenants WHERE id = ANY($1::uuid[])"
+
+# Behind a transaction-mode pooler (``worker.db.pool_mode``) no temporary table may outlive
+# a transaction: the same staging tables, made inside the write's transaction when it
+# first needs one (IF NOT EXISTS: a savepoint rolled back may have dropped it), dropped
+# at its commit. Keyed by table name.
+STAGE_IN_TRANSACTION = {
+    statement.split("EXISTS", 1)[1].split()[0]: statement.replace(
+        "ON COMMIT DELETE ROWS", "ON COMMIT DROP"
+    )
+    for statement in CREATE_STAGING.split(";")
+    if statement.strip()
+}

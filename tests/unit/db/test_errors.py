@@ -25,6 +25,7 @@ TRANSIENT = [
     pg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),
     asyncpg.InterfaceError("cannot perform operation: connection is closed"),
     asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
+    asyncpg.TargetServerAttributeNotMatched("None of the hosts match 'read-write'"),
 ]
 ROW = [
     pg.CheckViolationError("new row violates check constraint"),

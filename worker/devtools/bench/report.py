@@ -32,6 +32,10 @@ FIGURES = (
     ("latency_rate_events_per_s", "latency phase: offered load", "events/s"),
     ("latency_p50_ms", "  occurred_at -> committed p50", "ms"),
     ("latency_p99_ms", "  occurred_at -> committed p99", "ms"),
+    ("pooled_worker_events_per_s", "worker, DATABASE_POOL_MODE=transaction, drain", "events/s"),
+    ("pooled_via", "  through", ""),
+    ("pooled_ratio_to_worker", "  transaction mode / session mode", ""),
+    ("pooled_worker_cpu_us_per_event", "  its CPU (user+sys) per event", "µs"),
 )
 
 
@@ -77,6 +81,8 @@ def render(figures: Mapping[str, object], as_json: bool) -> None:
     table.add_column("value", justify="right")
     table.add_column("unit")
     for key, label, unit in FIGURES:
+        if key.startswith("pooled_") and key not in figures:
+            continue  # run only with --pool-mode transaction
         table.add_row(label, _format(figures.get(key)), unit)
     Console().print(table)
 

@@ -9,7 +9,9 @@ run (so that the machine's load is shared alike):
 2. ``pipe``: getmany -> COPY of raw JSON into a jsonb column -> commit;
 3. ``floor``: the same rows through aiokafka, msgspec and COPY alone, no checks;
 4. ``worker``: ``log-ingest run`` as a process, draining the topics from the start;
-5. ``latency``: then a load of half the worker's measured rate, produce -> commit.
+5. ``latency``: then a load of half the worker's measured rate, produce -> commit;
+6. with ``--pool-mode transaction``: the drain again, the worker in
+   ``DATABASE_POOL_MODE=transaction`` behind PgBouncer (``worker.devtools.bench.pooled``).
 
 See docs/benchmarks.md for what each figure means.
 """
@@ -26,6 +28,7 @@ from worker.devtools.bench.contenders import CEILING_CONNECTIONS, ceiling, pipe,
 from worker.devtools.bench.data import Prefilled, prefill
 from worker.devtools.bench.floor import FloorRun, floor
 from worker.devtools.bench.latency import Latency, measure_latency, templates
+from worker.devtools.bench.pooled import pooled_drain
 from worker.devtools.bench.report import Steps, render
 from worker.devtools.bench.stack import bench_database, make_tenants, servers
 from worker.devtools.bench.worker_process import Drained, WorkerProcess, drain, worker_process
@@ -41,14 +44,16 @@ class Options:
     events: int
     latency_s: float = 15.0
     partitions: int = 4
+    pool_mode: str = "session"  # "transaction": a second drain behind a transaction pooler
+    external: bool = False
 
 
 def run_bench(
     *, events: int, as_json: bool, external: bool = False, latency_s: float = 15.0,
-    partitions: int = 4,
+    partitions: int = 4, pool_mode: str = "session",
 ) -> None:  # fmt: skip
     """Run every phase and print the figures (a table, or one JSON object)."""
-    options = Options(events, latency_s, partitions)
+    options = Options(events, latency_s, partitions, pool_mode, external)
     steps = Steps(Console(stderr=True))
     with servers(external) as admin:
         figures = asyncio.run(_measure(admin, options, steps))
@@ -77,7 +82,16 @@ async def _measure(admin: Settings, options: Options, steps: Steps) -> dict[str,
                 settings, worker, filled, factory, steps, options.latency_s
             )
             peak_rss_mb = worker.peak_rss_mb()
-    return _figures(filled, ceilings, pipe_s, floor_run, drained, latency, peak_rss_mb)
+        figures = _figures(filled, ceilings, pipe_s, floor_run, drained, latency, peak_rss_mb)
+        if options.pool_mode == "transaction":
+            pooled = await pooled_drain(settings, filled, steps, external=options.external)
+            figures |= pooled
+            # Both drains are of the same events: the ratio of their rates is that of times.
+            figures["pooled_ratio_to_worker"] = round(
+                drained.seconds / float(pooled["pooled_worker_seconds"]),  # type: ignore[arg-type]
+                3,
+            )
+    return figures
 
 
 async def _worker_phases(

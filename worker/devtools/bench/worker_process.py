@@ -111,10 +111,13 @@ def _environment(settings: Settings) -> dict[str, str]:
         "KAFKA_ACTION_TOPIC": settings.kafka_action_topic,
         "KAFKA_AUDIT_TOPIC": settings.kafka_audit_topic,
         "KAFKA_GROUP_ID": settings.kafka_group_id,
+        "DATABASE_POOL_MODE": settings.database_pool_mode,
         "MAX_EVENT_BYTES": str(settings.max_event_bytes),
+        # Any free port: the bench reads the log, not the endpoints, and two benches (or a
+        # bench beside `log-ingest dev`) on one host would otherwise both want 8080.
+        "HTTP_PORT": "0",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
-        "HTTP_PORT": "0",  # any free port: the bench reads the log, not the endpoints
     }
 
 
