@@ -109,11 +109,8 @@ async def _run(
                 await _start_consumer(source, settings, readiness, stop)
                 readiness.clear(Readiness.STARTING)
                 # Watched once started: a broker not answering at start-up is not stuck.
-                watchdog = ConsumerWatchdog(
-                    source,
-                    settings.kafka_rejoin_timeout_s,
-                    reporting_to(readiness, stats.metrics),
-                )
+                health = reporting_to(readiness, stats.metrics)
+                watchdog = ConsumerWatchdog(source, settings.kafka_rejoin_timeout_s, health)
                 async with supervisor.running(
                     consumer_watchdog=watchdog.run(),
                     stall_watch=watch_stalls(source, readiness, stats, settings),
