@@ -23,6 +23,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from worker.audit.commands import audit_app
 from worker.errors import (
     BreakerTrippedError,
     ConfigError,
@@ -184,6 +185,7 @@ schemas_app = typer.Typer(help="The event contract for producers.", no_args_is_h
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(rejects_app, name="rejects")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(audit_app, name="audit")
 TenantId = Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")]
 
 
