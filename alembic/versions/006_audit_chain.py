@@ -7,8 +7,8 @@ keeps, per chain, the last entry retention deleted, so that verification starts 
 ``audit_chain_start`` holds the instant the chain began: an audit row with no chain entry
 created before it was written before the chain (by an older build), not inserted since.
 
-Expand-only: three new tables and one row in the new one; nothing of the seed tables
-changes, and a build at 005 neither reads nor writes them.
+Expand-only: three new tables, an index on one of them, and one row in the last; nothing
+of the seed tables changes, and a build at 005 neither reads nor writes them.
 
 Revision ID: 006
 Revises: 005
@@ -49,6 +49,8 @@ def upgrade() -> None:
             "chained_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
     )
+    # Which entry chains an audit row: retention and verify look rows up by it.
+    op.create_index("ix_audit_chain_audit_id", "audit_chain", ["audit_id"])
     op.create_table(
         "audit_chain_seals",
         *_chain_columns(),

@@ -247,6 +247,7 @@ class AuditChainEntry(Base):
     """
 
     __tablename__ = "audit_chain"
+    __table_args__ = (Index("ix_audit_chain_audit_id", "audit_id"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     topic: Mapped[str] = mapped_column(String(255), primary_key=True)
