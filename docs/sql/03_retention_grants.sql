@@ -6,6 +6,7 @@
 -- nor inserts one, and it writes nothing else.
 
 GRANT SELECT ON alembic_version TO log_ingest_retention;
+GRANT SELECT (id) ON tenants TO log_ingest_retention;        -- rows from before the chain, tenant by tenant
 GRANT SELECT, DELETE ON action_logs TO log_ingest_retention;
 GRANT SELECT, DELETE ON audit_logs TO log_ingest_retention;
 GRANT SELECT, DELETE ON audit_chain TO log_ingest_retention;

@@ -104,3 +104,60 @@ async def _heads(settings: Settings, key: bytes | None) -> dict[str, Any]:
         return await export_heads(connection, key)
     finally:
         await connection.close()
+
+
+CLOSE_WINDOW = """
+UPDATE audit_chain_start SET began_at = greatest(began_at, now()) WHERE id = 1 RETURNING began_at
+"""
+
+
+@audit_app.command("close-window")
+def audit_close_window() -> None:
+    """After a rolling deploy to a build that chains: every audit row with no chain entry
+    created until now was written before the chain began (by an older build)."""
+
+    async def close() -> str:
+        connection = await asyncpg.connect(load_settings().asyncpg_dsn)
+        try:
+            began = await connection.fetchval(CLOSE_WINDOW)
+        finally:
+            await connection.close()
+        return f"the chain began at {began.isoformat()}"
+
+    typer.echo(asyncio.run(close()))
+
+
+retention_app = typer.Typer(help="Delete log rows past their age.", no_args_is_help=True)
+
+
+@retention_app.command("run")
+def retention_run(
+    action_logs_days: Annotated[
+        int | None, typer.Option(min=1, help="Keep this many days of action_logs.")
+    ] = None,
+    audit_logs_days: Annotated[
+        int | None, typer.Option(min=1, help="Keep this many days of audit_logs.")
+    ] = None,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per transaction at most.")] = 1000,
+    pause_ms: Annotated[int, typer.Option(min=0, help="Pause between transactions.")] = 50,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+) -> None:
+    """Delete rows older than the limits (by created_at), sealing the audit chains cut."""
+    from worker.audit.retention import Policy, Retention
+    from worker.service.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    policy = Policy(action_logs_days, audit_logs_days, batch_rows, pause_ms / 1000, dry_run)
+
+    async def run() -> dict[str, Any]:
+        connection = await asyncpg.connect(settings.asyncpg_dsn)
+        try:
+            summary = await Retention(connection, policy).run()
+        finally:
+            await connection.close()
+        return {"dry_run": dry_run, "deleted": dict(summary.deleted),
+                "chains_sealed": summary.chains_sealed, "transactions": summary.transactions,
+                "seconds": round(summary.seconds, 3)}  # fmt: skip
+
+    typer.echo(json.dumps(asyncio.run(run())))

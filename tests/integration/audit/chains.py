@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from tests.helpers import Finished, command_env, run_command
@@ -16,10 +17,15 @@ EXAMPLE = "examples/verify_audit_chain.py"
 
 
 async def write_chains(
-    sink: PostgresSink, tenants: list[uuid.UUID], per_chain: int, start: int = 0
+    sink: PostgresSink,
+    tenants: list[uuid.UUID],
+    per_chain: int,
+    start: int = 0,
+    at: datetime | None = None,
 ) -> dict[tuple[uuid.UUID, int], list[uuid.UUID]]:
-    """``per_chain`` audits of each tenant on each partition, from offset ``start`` on;
-    the audit ids of each (tenant, partition), in chain order."""
+    """``per_chain`` audits of each tenant on each partition, from offset ``start`` on
+    (occurred ``at``, or at the events' fixed instant); the audit ids of each
+    (tenant, partition), in chain order."""
     ids: dict[tuple[uuid.UUID, int], list[uuid.UUID]] = {}
     for tp in PARTITIONS:
         events = []
@@ -27,6 +33,8 @@ async def write_chains(
             tenant = tenants[n % len(tenants)]
             event = audit(uuid.uuid4(), tenant, resource_id=f"r{n}", offset=start + n)
             event.record = event.record._replace(partition=tp.partition)
+            if at is not None:
+                event.row = event.row._replace(occurred_at=at)
             events.append(event)
             ids.setdefault((tenant, tp.partition), []).append(event.row.id)
         end = start + len(events)
