@@ -32,6 +32,13 @@ FIGURES = (
     ("latency_rate_events_per_s", "latency phase: offered load", "events/s"),
     ("latency_p50_ms", "  occurred_at -> committed p50", "ms"),
     ("latency_p99_ms", "  occurred_at -> committed p99", "ms"),
+    ("chain_off_events_per_s", "audit chain off: drain", "events/s"),
+    ("chain_on_events_per_s", "audit chain on: drain", "events/s"),
+    ("chain_worker_cpu_us_per_audit", "  chain's worker CPU per audit row", "µs"),
+    ("chain_postgres_cpu_us_per_audit", "  chain's PostgreSQL CPU per audit row", "µs"),
+    ("audit_verify_rows_per_s", "audit verify", "rows/s"),
+    ("worker_beside_retention_events_per_s", "worker drain while retention runs", "events/s"),
+    ("retention_rows_per_s", "  retention deleting", "rows/s"),
 )
 
 
