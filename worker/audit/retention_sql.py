@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from worker.audit.chain import row_text
+from worker.audit.chain import row_bytes
 
 CUTOFF: Final = "SELECT now() - make_interval(days => $1)"
 
@@ -31,7 +31,7 @@ SELECT coalesce(
 SEAL_OF: Final = f"SELECT c.seq, c.hash FROM audit_chain_seals AS c WHERE {_CHAIN}"
 # The entries of one step with their rows as the encoding takes them, to check before deleting.
 SEGMENT: Final = f"""
-SELECT c.seq, c.prev_hash, c.hash, c.audit_id, a.id IS NOT NULL, {", ".join(row_text("a."))}
+SELECT c.seq, c.prev_hash, c.hash, c.audit_id, a.id IS NOT NULL, {", ".join(row_bytes("a."))}
 FROM audit_chain AS c LEFT JOIN audit_logs AS a ON a.id = c.audit_id
 WHERE {_CHAIN} AND c.seq > $4 AND c.seq <= $5
 ORDER BY c.seq

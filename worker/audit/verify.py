@@ -19,6 +19,7 @@ any function of the database it checks.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +27,12 @@ from uuid import UUID
 
 import asyncpg
 
-from worker.audit.chain import GENESIS, entry_hash, row_digest, row_text
+from worker.audit.chain import GENESIS, entry_hash, row_bytes, row_digest
 from worker.audit.heads import ChainKey, Head
 
 _ENTRIES = f"""
 SELECT c.tenant_id, c.topic, c.partition, c.seq, c.prev_hash, c.hash, c.audit_id,
-    a.id IS NOT NULL AS present, {", ".join(row_text("a."))}
+    a.id IS NOT NULL AS present, {", ".join(row_bytes("a."))}
 FROM audit_chain AS c LEFT JOIN audit_logs AS a ON a.id = c.audit_id
 WHERE $1::uuid IS NULL OR c.tenant_id = $1
 ORDER BY c.tenant_id, c.topic, c.partition, c.seq
@@ -108,12 +109,17 @@ async def verify(
         }
         walked: dict[ChainKey, _Chain] = {}
         chain: _Chain | None = None
-        async for row in connection.cursor(_ENTRIES, tenant, prefetch=PREFETCH):
-            key: ChainKey = (row[0], row[1], row[2])
-            if chain is None or chain.key != key:
-                chain = walked[key] = _start(key, seals.get(key), heads.get(key))
-            report.entries += 1
-            _step(chain, row, heads.get(key), report)
+        cursor = await connection.cursor(_ENTRIES, tenant)
+        # A list at a time (no await per row), the next one read while this one is checked.
+        ahead = asyncio.ensure_future(cursor.fetch(PREFETCH))
+        while rows := await ahead:
+            ahead = asyncio.ensure_future(cursor.fetch(PREFETCH))
+            for row in rows:
+                key: ChainKey = (row[0], row[1], row[2])
+                if chain is None or chain.key != key:
+                    chain = walked[key] = _start(key, seals.get(key), heads.get(key))
+                _step(chain, row, heads.get(key), report)
+            report.entries += len(rows)
         await _unchained(connection, tenant, report)
     for key, seal in seals.items():
         walked.setdefault(key, _start(key, seal, heads.get(key)))

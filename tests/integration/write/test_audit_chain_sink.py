@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from tests.integration.write.events import AUDITS_TP, audit, batch
-from worker.audit.chain import GENESIS, ROW_TEXT, entry_hash, row_digest
+from worker.audit.chain import GENESIS, entry_hash, row_bytes, row_digest
 from worker.audit.verify import verify
 from worker.errors import PartitionsFencedError
 from worker.records import OffsetRange
@@ -48,7 +48,7 @@ async def test_postgres_and_python_compute_the_same_digest(
     """The entry's hash is SHA-256(prev || digest of the row as PostgreSQL prints it)."""
     event = audit(uuid.uuid4(), tenant, offset=0)
     await sink.write(batch(event, offsets={AUDITS_TP: OffsetRange(None, 1)}))
-    fields = await pool.fetchrow(f"SELECT {', '.join(ROW_TEXT)} FROM audit_logs")
+    fields = await pool.fetchrow(f"SELECT {', '.join(row_bytes())} FROM audit_logs")
     assert fields is not None
     (entry,) = await chain_rows(pool)
     assert entry["hash"] == entry_hash(GENESIS, row_digest(list(fields.values())))

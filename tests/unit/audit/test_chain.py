@@ -20,14 +20,14 @@ TENANT = uuid.UUID("7b7e6f1c-2f7e-4a51-9a4f-0f2c3c7d5e11")
 
 def test_encoding_prefixes_lengths_in_bytes_and_marks_null() -> None:
     """`~` for NULL, `<UTF-8 length>:<text>` otherwise: no two rows encode alike."""
-    assert encode_row(["login", None, "é"]) == b"5:login~2:\xc3\xa9"
-    assert encode_row(["a", "b"]) != encode_row(["a:b"]) != encode_row(["", "ab"])
-    assert encode_row([None]) != encode_row(["~"])
+    assert encode_row([b"login", None, "é".encode()]) == b"5:login~2:\xc3\xa9"
+    assert encode_row([b"a", b"b"]) != encode_row([b"a:b"]) != encode_row([b"", b"ab"])
+    assert encode_row([None]) != encode_row([b"~"])
 
 
 def test_entry_hash_binds_the_previous_hash() -> None:
     """hash = SHA-256(prev || SHA-256(encoding)), as docs/contract.md says."""
-    digest = row_digest(["x"])
+    digest = row_digest([b"x"])
     assert digest == hashlib.sha256(b"1:x").digest()
     assert entry_hash(GENESIS, digest) == hashlib.sha256(bytes(32) + digest).digest()
     assert entry_hash(digest, digest) != entry_hash(GENESIS, digest)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
-from worker.audit.retention import Policy, Retention
+from worker.audit.retention import Policy, Retention, Summary
 from worker.audit.verify import verify
 from worker.devtools.bench.data import Advance, Prefilled, prefill
 from worker.devtools.bench.pgcpu import postgres_cpu_seconds, postmaster_pid
@@ -94,9 +94,17 @@ async def beside_retention(
     try:
         with steps.step("worker: drain while retention runs", filled.events) as advance:
             async with worker_process(settings) as worker:
-                await worker.assigned.wait()  # retention starts with the drain's clock
-                task = asyncio.create_task(Retention(connection, Policy(1, 1)).run())
-                drained = await drain(worker, settings, filled.ends, advance, 300.0)
+
+                async def retention() -> Summary:
+                    await worker.assigned.wait()  # it starts with the drain's clock
+                    return await Retention(connection, Policy(1, 1)).run()
+
+                task = asyncio.create_task(retention())
+                try:
+                    drained = await drain(worker, settings, filled.ends, advance, 300.0)
+                finally:
+                    if not worker.assigned.is_set():
+                        task.cancel()
                 summary = await task
     finally:
         await connection.close()
