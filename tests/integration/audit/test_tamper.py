@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.helpers import command_env, run_command
 from tests.integration.audit.chains import cli_verify, example_verify, write_chains
 from tests.integration.write.events import add_tenant
 from worker.audit.export import export_heads
@@ -140,3 +141,28 @@ async def test_a_restored_older_copy_is_named_against_the_heads(
     assert sorted((b["kind"], b["seq"]) for b in breaks) == [("truncated", 6)] * 4
     example = await example_verify(url, heads)
     assert (example.returncode, example.stdout.count("truncated")) == (1, 4)
+
+
+async def test_signed_heads_are_checked_by_verify(
+    chains: Chains, settings: Settings, tmp_path: Path
+) -> None:
+    """`audit heads --sign` signs under AUDIT_SIGNING_KEY; verify refuses another key or an
+    edited file (exit 1), and without the key says so (exit 2)."""
+    url = settings.database_url
+    exported = await run_command("log-ingest", "audit", "heads", "--sign",
+                                 env=command_env(url, AUDIT_SIGNING_KEY="k1"))  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert "k1" not in exported.stdout + exported.stderr
+    path = tmp_path / "heads.json"
+    path.write_text(exported.stdout)
+    verify_heads = ("log-ingest", "audit", "verify", "--heads", str(path))
+    signed = await run_command(*verify_heads, env=command_env(url, AUDIT_SIGNING_KEY="k1"))
+    assert signed.returncode == 0, signed.stderr
+    wrong = await run_command(*verify_heads, env=command_env(url, AUDIT_SIGNING_KEY="k2"))
+    assert (wrong.returncode, "signature does not match" in wrong.stderr) == (1, True)
+    assert (await run_command(*verify_heads, env=command_env(url))).returncode == 2
+    document = json.loads(exported.stdout)
+    document["heads"][0]["seq"] -= 1
+    path.write_text(json.dumps(document))
+    edited = await run_command(*verify_heads, env=command_env(url, AUDIT_SIGNING_KEY="k1"))
+    assert edited.returncode == 1
