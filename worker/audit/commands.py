@@ -141,9 +141,13 @@ def retention_run(
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per transaction at most.")] = 1000,
     pause_ms: Annotated[int, typer.Option(min=0, help="Pause between transactions.")] = 50,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Write the run's metrics here (Prometheus text format).")
+    ] = None,
 ) -> None:
     """Delete rows older than the limits (by created_at), sealing the audit chains cut."""
     from worker.audit.retention import Policy, Retention
+    from worker.audit.retention_metrics import write_metrics
     from worker.service.logs import configure_logging
 
     settings = load_settings()
@@ -156,6 +160,8 @@ def retention_run(
             summary = await Retention(connection, policy).run()
         finally:
             await connection.close()
+        if metrics_file is not None:
+            write_metrics(metrics_file, summary, dry_run=dry_run)
         return {"dry_run": dry_run, "deleted": dict(summary.deleted),
                 "chains_sealed": summary.chains_sealed, "transactions": summary.transactions,
                 "seconds": round(summary.seconds, 3)}  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -67,7 +68,9 @@ async def prefill(stream: Settings, tenants: list[uuid.UUID]) -> dict[str, set[u
     return ids
 
 
-async def test_retention_while_a_worker_ingests(stream: Settings, workers: Workers) -> None:
+async def test_retention_while_a_worker_ingests(
+    stream: Settings, workers: Workers, tmp_path: Path
+) -> None:
     """Old rows (and only they) are deleted in small steps; the chains verify from their seals."""
     tenants = await new_tenants(stream, 2)
     ids = await prefill(stream, tenants)
@@ -77,12 +80,15 @@ async def test_retention_while_a_worker_ingests(stream: Settings, workers: Worke
     worker = await workers.start(worker_env(stream))
     done = await run_command(
         "log-ingest", "retention", "run", "--action-logs-days", "30", "--audit-logs-days",
-        "60", "--batch-rows", "25", "--pause-ms", "5", env=command_env(stream.database_url),
+        "60", "--batch-rows", "25", "--pause-ms", "5", "--metrics-file", str(tmp_path / "m.prom"),
+        env=command_env(stream.database_url),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["deleted"] == {"action_logs": 40, "audit_logs": 200}
     assert summary["chains_sealed"] == 6
+    metrics = (tmp_path / "m.prom").read_text()
+    assert 'log_ingest_retention_rows_deleted{table="audit_logs"} 200.0' in metrics
     await wait_drained(stream, sent, 120)
     worker.terminate()
     assert await worker.wait(30) == 0
