@@ -10,7 +10,10 @@
 3. ``commit(pending, offsets)`` only once the transaction committed.
 
 Only the audits the transaction inserted are chained: the first event of each id not
-stored before (a duplicate adds nothing), and not refused by PostgreSQL. An entry that
+stored before (a duplicate adds nothing), and not refused by PostgreSQL. (On the isolation
+path, which inserts with ON CONFLICT DO NOTHING, an id another partition's writer stores
+between the lookup and the insert is chained here too, from the row as stored: it then
+appears in two chains, each of which verifies.) An entry that
 collides with a stored one means the heads were stale (an operator moved an offset back
 under this replica): every head is dropped and ``TransientError`` raised, so the batch is
 retried with heads loaded from PostgreSQL.
