@@ -5,7 +5,8 @@
 It reimplements, from docs/contract.md ("The audit chain") alone, what
 `log-ingest audit verify` does, and prints one line per break:
 `<kind> <tenant> <topic>[<partition>] seq <n>`. Exit 0: every chain intact; 1: broken.
-It needs only SELECT on audit_logs, audit_chain, audit_chain_seals and audit_chain_start.
+It needs only SELECT on audit_logs and the tables audit_chain, audit_chain_seals,
+audit_chain_pruned and audit_chain_start.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ COLUMNS = ["a.id::text", "a.tenant_id::text", "a.user_id", "a.action", "a.resour
            "a.resource_id", "a.changes::text", "a.ip_address", "a.user_agent",
            "a.metadata::text", TS.format("a.created_at"), TS.format("a.updated_at")]  # fmt: skip
 ENTRIES = f"""
-SELECT c.tenant_id::text, c.topic, c.partition, c.seq, c.prev_hash, c.hash, a.id IS NULL,
-    {", ".join(COLUMNS)}
+SELECT c.tenant_id::text, c.topic, c.partition, c.seq, c.prev_hash, c.hash, p.digest,
+    a.id IS NOT NULL, {", ".join(COLUMNS)}
 FROM audit_chain c LEFT JOIN audit_logs a ON a.id = c.audit_id
+LEFT JOIN audit_chain_pruned p
+    ON (p.tenant_id, p.topic, p.partition, p.seq) = (c.tenant_id, c.topic, c.partition, c.seq)
 ORDER BY c.tenant_id, c.topic, c.partition, c.seq"""
 UNCHAINED = """
 SELECT a.tenant_id::text, count(*) FROM audit_logs a, audit_chain_start s
@@ -50,12 +53,14 @@ SEALS = "SELECT tenant_id::text, topic, partition, seq, hash FROM audit_chain_se
 
 def entry_break(row: asyncpg.Record, end: tuple[int, bytes]) -> str | None:
     """Why an entry does not follow its chain's end (seq, hash), or None."""
-    seq, prev_hash, stored_hash, row_missing = row[3], row[4], row[5], row[6]
-    if seq != end[0] + 1 or row_missing:
+    seq, prev_hash, stored_hash = row[3], row[4], row[5]
+    # A row retention deleted past the chain's seal left its digest in audit_chain_pruned.
+    row_digest = digest(list(row[8:])) if row[7] else row[6]
+    if seq != end[0] + 1 or row_digest is None:
         return "deleted"
     if prev_hash != end[1]:
         return "changed"
-    if hashlib.sha256(prev_hash + digest(list(row[7:]))).digest() != stored_hash:
+    if hashlib.sha256(prev_hash + row_digest).digest() != stored_hash:
         return "changed"
     return None
 

@@ -3,11 +3,13 @@
 ``audit_chain`` holds one entry per audit row the worker stored since this revision: its
 chain (tenant, source topic, partition), its sequence number in that chain, the previous
 entry's hash and its own (docs/contract.md gives the encoding). ``audit_chain_seals``
-keeps, per chain, the last entry retention deleted, so that verification starts there.
+keeps, per chain, the last entry retention deleted, so that verification starts there;
+``audit_chain_pruned`` the digest of each row retention deleted past a chain's seal (an
+old row that follows a newer one in its chain), so that the chain still verifies.
 ``audit_chain_start`` holds the instant the chain began: an audit row with no chain entry
 created before it was written before the chain (by an older build), not inserted since.
 
-Expand-only: three new tables, an index on one of them, and one row in the last; nothing
+Expand-only: four new tables, an index on one of them, and one row in the last; nothing
 of the seed tables changes, and a build at 005 neither reads nor writes them.
 
 Revision ID: 006
@@ -61,6 +63,15 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "audit_chain_pruned",
+        *_chain_columns(),
+        sa.Column("seq", sa.BigInteger(), primary_key=True),
+        sa.Column("digest", postgresql.BYTEA(), nullable=False),
+        sa.Column(
+            "pruned_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    op.create_table(
         "audit_chain_start",
         sa.Column("id", sa.SmallInteger(), primary_key=True),
         sa.Column("began_at", sa.DateTime(timezone=True), nullable=False),
@@ -70,5 +81,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_chain_start")
+    op.drop_table("audit_chain_pruned")
     op.drop_table("audit_chain_seals")
     op.drop_table("audit_chain")

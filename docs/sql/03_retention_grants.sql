@@ -11,4 +11,5 @@ GRANT SELECT, DELETE ON action_logs TO log_ingest_retention;
 GRANT SELECT, DELETE ON audit_logs TO log_ingest_retention;
 GRANT SELECT, DELETE ON audit_chain TO log_ingest_retention;
 GRANT SELECT, INSERT, UPDATE ON audit_chain_seals TO log_ingest_retention;  -- one seal per chain
+GRANT SELECT, INSERT, DELETE ON audit_chain_pruned TO log_ingest_retention; -- digests of late rows deleted
 GRANT SELECT ON audit_chain_start TO log_ingest_retention;                  -- for verify

@@ -12,9 +12,9 @@ goes on from there. The cut-offs are fixed once, from PostgreSQL's clock, at the
   all older than the cut-off. A step deletes the next entries of that prefix and their rows,
   and moves the chain's seal (``audit_chain_seals``) to the last one deleted, in the same
   transaction: ``verify`` then starts the chain from the seal. A row older than the cut-off
-  that follows a newer one in its chain (an event that arrived late) is kept until the
-  newer one is old enough too; deleting it alone would be a gap no verifier could tell
-  from tampering.
+  that follows a newer one in its chain (an event that arrived late) is deleted alone,
+  its entry kept and its digest written to ``audit_chain_pruned`` in the same transaction,
+  so that the chain still verifies; the entry goes when the chain is cut past it.
 - ``audit_logs`` with no chain entry (written before the chain began): by ``created_at``,
   one tenant at a time (``ix_audit_logs_tenant_created``).
 """
@@ -116,21 +116,46 @@ class Retention:
         seal = await self._db.fetchrow(sql.SEAL_OF, *chain)
         head: Head = (seal[0], seal[1]) if seal is not None else (0, GENESIS)
         if cut is None or cut <= head[0]:
+            await self._prune(chain, max(head[0], cut or 0), cutoff)
             return
         self.summary.chains_sealed += 1
         if self._policy.dry_run:
             self.summary.deleted["audit_logs"] += cut - head[0]
-            return
-        while head[0] < cut:
+        while head[0] < cut and not self._policy.dry_run:
             upto = min(head[0] + self._policy.batch_rows, cut)
             async with self._db.transaction():
                 segment = await self._db.fetch(sql.SEGMENT, *chain, head[0], upto)
                 ids, end = checked(chain, segment, head)
                 await self._db.execute(sql.DELETE_ENTRIES, *chain, head[0], upto)
+                await self._db.execute(sql.DELETE_PRUNED, *chain, head[0], upto)
                 await self._db.execute(sql.DELETE_CHAINED_ROWS, ids)
                 await self._db.execute(sql.SEAL, *chain, *end)
             self._counted("audit_logs", len(ids))
             head = end
+            await asyncio.sleep(self._policy.pause_s)
+        await self._prune(chain, cut, cutoff)
+
+    async def _prune(self, chain: ChainKey, cut: int, cutoff: object) -> None:
+        """Delete the old rows past the cut (each follows a newer one in its chain), keeping
+        their entries and, in ``audit_chain_pruned``, their digests: the chain still verifies."""
+        while True:
+            rows = await self._db.fetch(
+                sql.STRAGGLERS, *chain, cut, cutoff, self._policy.batch_rows
+            )
+            if not rows:
+                return
+            if self._policy.dry_run:
+                self.summary.deleted["audit_logs"] += len(rows)
+                return  # at most batch_rows counted: a dry run does not page on
+            digests = [row_digest(row[4:]) for row in rows]
+            for row, digest in zip(rows, digests, strict=True):
+                if entry_hash(row[1], digest) != row[2]:
+                    where = f"{chain[0]} {chain[1]}[{chain[2]}] at seq {row[0]}"
+                    raise ChainBrokenError(f"audit chain {where} does not verify: run audit verify")
+            async with self._db.transaction():
+                await self._db.execute(sql.PRUNE, *chain, [row[0] for row in rows], digests)
+                await self._db.execute(sql.DELETE_CHAINED_ROWS, [row[3] for row in rows])
+            self._counted("audit_logs", len(rows))
             await asyncio.sleep(self._policy.pause_s)
 
     def _counted(self, table: str, deleted: int) -> None:
@@ -154,8 +179,9 @@ def checked(
     seq, prev = head
     ids: list[UUID] = []
     for row in segment:
-        intact = row[0] == seq + 1 and row[4] and row[1] == prev
-        if not intact or entry_hash(prev, row_digest(row[5:])) != row[2]:
+        digest = row_digest(row[6:]) if row[4] else row[5]  # row[5]: digest of a pruned row
+        intact = row[0] == seq + 1 and digest is not None and row[1] == prev
+        if not intact or entry_hash(prev, digest) != row[2]:
             where = f"{chain[0]} {chain[1]}[{chain[2]}] after seq {seq}"
             raise ChainBrokenError(f"audit chain {where} does not verify: run audit verify")
         seq, prev = row[0], row[2]

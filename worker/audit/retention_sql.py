@@ -30,11 +30,29 @@ SELECT coalesce(
 """
 SEAL_OF: Final = f"SELECT c.seq, c.hash FROM audit_chain_seals AS c WHERE {_CHAIN}"
 # The entries of one step with their rows as the encoding takes them, to check before deleting.
+_PRUNED = """LEFT JOIN audit_chain_pruned AS p
+    ON (p.tenant_id, p.topic, p.partition, p.seq) = (c.tenant_id, c.topic, c.partition, c.seq)"""
 SEGMENT: Final = f"""
-SELECT c.seq, c.prev_hash, c.hash, c.audit_id, a.id IS NOT NULL, {", ".join(row_bytes("a."))}
-FROM audit_chain AS c LEFT JOIN audit_logs AS a ON a.id = c.audit_id
+SELECT c.seq, c.prev_hash, c.hash, c.audit_id, a.id IS NOT NULL, p.digest,
+    {", ".join(row_bytes("a."))}
+FROM audit_chain AS c LEFT JOIN audit_logs AS a ON a.id = c.audit_id {_PRUNED}
 WHERE {_CHAIN} AND c.seq > $4 AND c.seq <= $5
 ORDER BY c.seq
+"""
+DELETE_PRUNED: Final = """
+DELETE FROM audit_chain_pruned
+WHERE tenant_id = $1 AND topic = $2 AND partition = $3 AND seq > $4 AND seq <= $5
+"""
+# Old rows past the cut (they follow a newer one in their chain), with what checks them.
+STRAGGLERS: Final = f"""
+SELECT c.seq, c.prev_hash, c.hash, c.audit_id, {", ".join(row_bytes("a."))}
+FROM audit_chain AS c JOIN audit_logs AS a ON a.id = c.audit_id
+WHERE {_CHAIN} AND c.seq > $4 AND a.created_at < $5
+ORDER BY c.seq LIMIT $6
+"""
+PRUNE: Final = """
+INSERT INTO audit_chain_pruned (tenant_id, topic, partition, seq, digest)
+SELECT $1, $2, $3, unnest($4::bigint[]), unnest($5::bytea[])
 """
 DELETE_ENTRIES: Final = """
 DELETE FROM audit_chain

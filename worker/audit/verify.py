@@ -6,7 +6,8 @@ memory stays bounded whatever the table's size. Per chain it reports the first b
 
 - ``changed``: an entry's hash is not SHA-256(prev_hash || digest of its row as stored),
   or its prev_hash is not the previous entry's hash (a row or an entry was altered);
-- ``deleted``: a sequence number is missing, or an entry's audit row is gone;
+- ``deleted``: a sequence number is missing, or an entry's audit row is gone (and not
+  pruned by retention, which keeps the digest of such a row in ``audit_chain_pruned``);
 - ``truncated``: the chain ends before the head exported earlier (``--heads``), or the
   entry at that head's sequence differs from it (a restored older copy that went on);
 
@@ -32,8 +33,10 @@ from worker.audit.heads import ChainKey, Head
 
 _ENTRIES = f"""
 SELECT c.tenant_id, c.topic, c.partition, c.seq, c.prev_hash, c.hash, c.audit_id,
-    a.id IS NOT NULL AS present, {", ".join(row_bytes("a."))}
+    a.id IS NOT NULL AS present, p.digest, {", ".join(row_bytes("a."))}
 FROM audit_chain AS c LEFT JOIN audit_logs AS a ON a.id = c.audit_id
+LEFT JOIN audit_chain_pruned AS p ON (p.tenant_id, p.topic, p.partition, p.seq)
+    = (c.tenant_id, c.topic, c.partition, c.seq)
 WHERE $1::uuid IS NULL OR c.tenant_id = $1
 ORDER BY c.tenant_id, c.topic, c.partition, c.seq
 """
@@ -144,14 +147,16 @@ def _step(chain: _Chain, row: asyncpg.Record, head: Head | None, report: Report)
         chain.at_head = stored_hash
     if chain.broken:
         return
+    # A row retention deleted past the seal left its digest in audit_chain_pruned.
+    digest = row_digest(row[9:]) if row[7] else row[8]
     problem = None
     if seq != chain.next_seq:
         problem = ("deleted", f"entries {chain.next_seq}..{seq - 1} are missing")
-    elif not row[7]:
+    elif digest is None:
         problem = ("deleted", f"its audit row {row[6]} is gone")
     elif prev_hash != chain.prev:
         problem = ("changed", "its prev_hash is not the previous entry's hash")
-    elif entry_hash(prev_hash, row_digest(row[8:])) != stored_hash:
+    elif entry_hash(prev_hash, digest) != stored_hash:
         problem = ("changed", f"audit row {row[6]} differs from what was chained")
     if problem is not None:
         chain.broken = True

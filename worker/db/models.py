@@ -276,6 +276,21 @@ class AuditChainSeal(Base):
     )
 
 
+class AuditChainPruned(Base):
+    """The digest of an audit row retention deleted past its chain's seal."""
+
+    __tablename__ = "audit_chain_pruned"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    digest: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    pruned_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
 class AuditChainStart(Base):
     """The instant the chain began: audit rows with no entry created before it predate it."""
 

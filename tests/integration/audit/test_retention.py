@@ -14,6 +14,7 @@ import pytest
 from tests.faults.conftest import new_tenants
 from tests.faults.harness import Workers
 from tests.helpers import command_env, run_command
+from tests.integration.audit.chains import example_verify
 from tests.integration.write.events import action, audit, batch
 from tests.streams import produce, wait_drained, worker_env
 from worker.audit.verify import verify
@@ -35,8 +36,9 @@ def dated(event: Accepted, at: datetime, tp: TopicPartition, offset: int) -> Acc
 
 
 async def prefill(stream: Settings, tenants: list[uuid.UUID]) -> dict[str, set[uuid.UUID]]:
-    """On the stream's own partitions: per chain 30 old audits then 10 kept ones; 40 old and
-    20 kept actions; 20 old audit rows from before the chain (no entry)."""
+    """On the stream's own partitions: per chain 30 old audits, 10 kept ones, then 5 old ones
+    that arrived late; 40 old and 20 kept actions; 20 old audit rows from before the chain
+    (no entry)."""
     pool = await asyncpg.create_pool(stream.database_url, init=prepare_connection,
                                      reset=keep_session)  # fmt: skip
     ids: dict[str, set[uuid.UUID]] = {"old": set(), "kept": set()}
@@ -45,7 +47,7 @@ async def prefill(stream: Settings, tenants: list[uuid.UUID]) -> dict[str, set[u
         for partition in range(3):
             tp = TopicPartition(stream.kafka_audit_topic, partition)
             events = [dated(audit(uuid.uuid4(), tenant), at, tp, n * 2 + i)
-                      for n, at in enumerate([OLD] * 30 + [KEPT] * 10)
+                      for n, at in enumerate([OLD] * 30 + [KEPT] * 10 + [OLD] * 5)
                       for i, tenant in enumerate(tenants)]  # fmt: skip
             await sink.write(batch(*events, offsets={tp: OffsetRange(None, len(events))}))
             for event in events:
@@ -71,24 +73,26 @@ async def prefill(stream: Settings, tenants: list[uuid.UUID]) -> dict[str, set[u
 async def test_retention_while_a_worker_ingests(
     stream: Settings, workers: Workers, tmp_path: Path
 ) -> None:
-    """Old rows (and only they) are deleted in small steps; the chains verify from their seals."""
+    """Old rows (and only they, late ones too) are deleted in small steps; the chains verify
+    from their seals and pruned digests, by verify and by the example script."""
     tenants = await new_tenants(stream, 2)
     ids = await prefill(stream, tenants)
     factory = EventFactory(tenants, seed=5)
     factory.start = NOW - timedelta(days=3)
     sent = await produce(stream, factory.mixed(3000, 0.0, stream.max_event_bytes))
+    policy = ("--action-logs-days", "30", "--audit-logs-days", "60", "--batch-rows", "25")
+    env = command_env(stream.database_url)
+    dry = await run_command("log-ingest", "retention", "run", *policy, "--dry-run", env=env)
+    assert json.loads(dry.stdout)["deleted"] == {"action_logs": 40, "audit_logs": 6 * 35 + 20}
     worker = await workers.start(worker_env(stream))
-    done = await run_command(
-        "log-ingest", "retention", "run", "--action-logs-days", "30", "--audit-logs-days",
-        "60", "--batch-rows", "25", "--pause-ms", "5", "--metrics-file", str(tmp_path / "m.prom"),
-        env=command_env(stream.database_url),
-    )  # fmt: skip
+    done = await run_command("log-ingest", "retention", "run", *policy, "--pause-ms", "5",
+                             "--metrics-file", str(tmp_path / "m.prom"), env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["deleted"] == {"action_logs": 40, "audit_logs": 200}
+    assert summary["deleted"] == {"action_logs": 40, "audit_logs": 6 * 35 + 20}
     assert summary["chains_sealed"] == 6
     metrics = (tmp_path / "m.prom").read_text()
-    assert 'log_ingest_retention_rows_deleted{table="audit_logs"} 200.0' in metrics
+    assert 'log_ingest_retention_rows_deleted{table="audit_logs"} 230.0' in metrics
     await wait_drained(stream, sent, 120)
     worker.terminate()
     assert await worker.wait(30) == 0
@@ -103,3 +107,5 @@ async def test_retention_while_a_worker_ingests(
     produced = {uuid.UUID(str(s.generated.event["id"])) for s in sent if s.generated.event}
     assert stored == ids["kept"] | produced
     assert (report.intact, report.before_chain, report.breaks) == (True, 0, [])
+    example = await example_verify(stream.database_url)
+    assert (example.returncode, example.stdout.strip()) == (0, "intact")
