@@ -3,8 +3,9 @@
 Given what was produced (and where it landed), it proves that each message is
 either a row (or merged into one, by ``id``) equal to the reference
 computation, or a reject with the expected reason at its exact position, and
-that the stored offsets cover everything. Shared by every end-to-end and
-fault scenario.
+that the stored offsets cover everything; and that every audit row is chained and
+every chain verifies (``log-ingest audit verify``), through kills, rebalances and
+replicas. Shared by every end-to-end and fault scenario.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from worker.audit.verify import verify
 from worker.devtools.eventgen import Generated
 
 ACTION_FIELDS = ("tenant_id", "action_type", "provider_name", "request_payload", "response_data",
@@ -111,8 +113,11 @@ def _diff_rows(
     return problems
 
 
-async def check_exactly_once(database_url: str, sent: list[Sent], group_id: str) -> None:
-    """Raise AssertionError listing every way the database disagrees with what was produced."""
+async def check_exactly_once(
+    database_url: str, sent: list[Sent], group_id: str, *, unchained: int = 0
+) -> None:
+    """Raise AssertionError listing every way the database disagrees with what was produced
+    (``unchained``: audit rows an older build wrote, with no chain entry)."""
     db = await asyncpg.connect(database_url)
     try:
         reject_rows = [
@@ -130,12 +135,17 @@ async def check_exactly_once(database_url: str, sent: list[Sent], group_id: str)
         }
         actions = await _table(db, "action_logs", ACTION_FIELDS)
         audits = await _table(db, "audit_logs", AUDIT_FIELDS)
+        chains = await verify(db)
     finally:
         await db.close()
     problems = _check_duplicate_rejects(reject_rows)
     problems += _check_rejects(sent, dict(reject_rows)) + _check_offsets(sent, offsets)
     problems += _diff_rows("action", _expected_actions(sent), actions)
     problems += _diff_rows("audit", _expected_audits(sent), audits)
+    problems += [f"audit chain {b.kind} at {b.topic}[{b.partition}] seq {b.seq}: {b.detail}"
+                 for b in chains.breaks]  # fmt: skip
+    if chains.before_chain != unchained:
+        problems.append(f"{chains.before_chain} audit rows have no chain entry, not {unchained}")
     assert not problems, "; ".join(problems)
 
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from worker.audit.commands import audit_app, retention_app
 from worker.errors import (
     BreakerTrippedError,
     ConfigError,
@@ -195,6 +196,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(rejects_app, name="rejects")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(offsets_app, name="offsets")
+app.add_typer(audit_app, name="audit")
+app.add_typer(retention_app, name="retention")
 TenantId = Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")]
 
 

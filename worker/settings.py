@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     http_host: str = "0.0.0.0"  # noqa: S104 - a container must be reachable by its probes
     http_port: int = Field(default=8080, ge=0, le=65535)
 
+    # The audit chain: the key `log-ingest audit heads --sign` signs exported heads with
+    # (HMAC-SHA256), and `audit verify --heads` checks their signature with. Never logged.
+    audit_signing_key: SecretStr | None = None
+
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

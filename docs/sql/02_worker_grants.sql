@@ -14,3 +14,10 @@ GRANT SELECT, INSERT, UPDATE ON ingest_offsets TO log_ingest_worker; -- the offs
 GRANT SELECT, INSERT ON ingest_gaps TO log_ingest_worker;
 GRANT SELECT, DELETE ON ingest_rejects TO log_ingest_worker;
 GRANT INSERT ON ingest_rejects_superseded TO log_ingest_worker;
+-- Since migration 006: the audit chain. The worker reads back the audit rows it has just
+-- stored (PostgreSQL computes each one's digest from the stored values), appends chain
+-- entries, and reads the heads (the last entry, or retention's seal) of the chains it
+-- writes; it can neither change nor delete an audit row, a chain entry or a seal.
+GRANT SELECT ON audit_logs TO log_ingest_worker;
+GRANT SELECT, INSERT ON audit_chain TO log_ingest_worker;
+GRANT SELECT ON audit_chain_seals TO log_ingest_worker;

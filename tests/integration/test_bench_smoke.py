@@ -25,6 +25,12 @@ KEYS = (
     "worker_peak_rss_mb",
     "latency_p50_ms",
     "latency_p99_ms",
+    "chain_off_events_per_s",
+    "chain_on_events_per_s",
+    "chain_worker_cpu_us_per_audit",
+    "audit_verify_rows_per_s",
+    "worker_beside_retention_events_per_s",
+    "retention_rows_per_s",
 )
 
 

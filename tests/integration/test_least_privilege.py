@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -67,19 +68,54 @@ async def test_worker_under_least_privilege_role(settings: Settings) -> None:
     assert process.returncode == 0, errors[-2000:]
     await check_exactly_once(migrator, sent, stream.kafka_group_id)
 
-    worker = await asyncpg.connect(worker_url)
+    await forbidden(worker_url, FORBIDDEN)
+    await retention_under_its_role(settings.database_url, migrator)
+
+
+async def forbidden(url: str, statements: tuple[str, ...]) -> None:
+    connection = await asyncpg.connect(url)
     try:
-        for statement in FORBIDDEN:
+        for statement in statements:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await worker.execute(statement)
+                await connection.execute(statement)
     finally:
-        await worker.close()
+        await connection.close()
+
+
+async def retention_under_its_role(url: str, migrator: str) -> None:
+    """Retention deletes and seals as log_ingest_retention, the chains still verify, and
+    the role can neither change a row nor write a chain entry."""
+    await run_sql(migrator, "03_retention_grants.sql")
+    retention = as_user(url, "log_ingest_retention")
+    env = command_env(retention)
+    done = await run_command("log-ingest", "retention", "run", "--action-logs-days", "1",
+                             "--audit-logs-days", "1", "--pause-ms", "0", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["deleted"]["audit_logs"] > 0
+    verified = await run_command("log-ingest", "audit", "verify", env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    await forbidden(retention, RETENTION_FORBIDDEN)
 
 
 FORBIDDEN = (
     "DELETE FROM action_logs",
+    "DELETE FROM audit_logs",
+    "UPDATE audit_logs SET action = 'x'",
+    "DELETE FROM audit_chain",
+    "UPDATE audit_chain SET seq = 0",
+    "DELETE FROM audit_chain_seals",
+    "UPDATE audit_chain_seals SET seq = 0",
     "DROP TABLE audit_logs",
     "UPDATE tenants SET is_active = false",
     "CREATE TABLE x (i int)",
+)
+RETENTION_FORBIDDEN = (
+    "UPDATE audit_logs SET action = 'x'",
+    "INSERT INTO audit_logs (id) VALUES (gen_random_uuid())",
+    "UPDATE audit_chain SET seq = 0",
+    "INSERT INTO audit_chain (seq) VALUES (1)",
+    "UPDATE action_logs SET status = 'success'",
+    "DELETE FROM tenants",
+    "DELETE FROM ingest_offsets",
 )
 TENANT = uuid.UUID("7b7e6f1c-2f7e-4a51-9a4f-0f2c3c7d5e11")

@@ -31,8 +31,9 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    """A KRaft Kafka, PostgreSQL with the seed's database, a migration job and the worker."""
-    assert set(compose) == {"kafka", "postgres", "migrate", "worker"}
+    """A KRaft Kafka, PostgreSQL with the seed's database, a migration job, the worker and
+    the daily retention."""
+    assert set(compose) == {"kafka", "postgres", "migrate", "worker", "retention"}
     assert compose["kafka"]["image"].startswith("apache/kafka:")
     assert "controller" in compose["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert compose["postgres"]["environment"]["POSTGRES_DB"] == "transform_army"
@@ -51,6 +52,15 @@ def test_migrate_runs_once_before_the_workers(compose: dict[str, Any]) -> None:
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
 
 
+def test_retention_runs_daily_after_the_migration(compose: dict[str, Any]) -> None:
+    """The retention service loops `log-ingest retention run` once a day, once migrated."""
+    retention = compose["retention"]
+    (loop,) = retention["command"]
+    assert "log-ingest retention run --action-logs-days" in loop
+    assert "sleep 86400" in loop
+    assert retention["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
 def test_worker_can_be_scaled(compose: dict[str, Any]) -> None:
     """No fixed container name or host port: `--scale worker=3` works."""
     worker = compose["worker"]
@@ -60,7 +70,7 @@ def test_worker_can_be_scaled(compose: dict[str, Any]) -> None:
 
 def test_environment_names_are_settings(compose: dict[str, Any]) -> None:
     """Every variable given to migrate and worker is a setting the code reads."""
-    for name in ("migrate", "worker"):
+    for name in ("migrate", "worker", "retention"):
         unknown = set(compose[name]["environment"]) - SETTINGS
         assert not unknown, (name, unknown)
     assert compose["worker"]["environment"]["DATABASE_URL"].endswith("/transform_army")

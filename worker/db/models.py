@@ -22,6 +22,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -233,3 +234,64 @@ class IngestRejectSuperseded(RejectedMessage, Base):
     superseded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class AuditChainEntry(Base):
+    """One stored audit row's place in its chain (migration 006; docs/contract.md).
+
+    One chain per (tenant, source topic, partition), in Kafka offset order; ``hash`` is
+    SHA-256(prev_hash || SHA-256(the row's canonical encoding)) (``worker.audit.chain``).
+    """
+
+    __tablename__ = "audit_chain"
+    __table_args__ = (Index("ix_audit_chain_audit_id", "audit_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    audit_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    prev_hash: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    hash: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    chained_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class AuditChainSeal(Base):
+    """Where retention cut a chain: the last deleted entry's seq and hash."""
+
+    __tablename__ = "audit_chain_seals"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    hash: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    sealed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class AuditChainPruned(Base):
+    """The digest of an audit row retention deleted past its chain's seal."""
+
+    __tablename__ = "audit_chain_pruned"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    digest: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
+    pruned_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class AuditChainStart(Base):
+    """The instant the chain began: audit rows with no entry created before it predate it."""
+
+    __tablename__ = "audit_chain_start"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    began_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -6,7 +6,8 @@
    its partitions writes nothing, and two replicas writing one partition serialize on it
    (the same statement finds which of the batch's ids are stored already);
 2. the action events, merged into ``action_logs`` by the lifecycle rules of docs/contract.md;
-3. the audit events, of which the first stored for an id stands;
+3. the audit events, of which the first stored for an id stands, and their entries in the
+   audit chain (``worker.audit.ingest``: the heads advance only once the batch committed);
 4. the rejects, into ``ingest_rejects``.
 
 Events of ids not stored yet are COPYed straight into their table: the events of an
@@ -39,6 +40,8 @@ from uuid import UUID
 
 import asyncpg
 
+from worker.audit.heads import Pending
+from worker.audit.ingest import AuditChain, new_audits
 from worker.db.errors import classify, transient_as_error
 from worker.db.failover import acquire
 from worker.db.pool_mode import fetch
@@ -88,6 +91,7 @@ class PostgresSink:
         self._raw_max = reject_raw_max_bytes
         # Behind a transaction-mode pooler: no state across transactions (worker.db.pool_mode).
         self._pooled = transaction_pooling
+        self._chain = AuditChain()  # the audit chains' heads of the partitions written here
 
     async def write(self, batch: Batch) -> WriteResult:
         """Store the whole batch in one transaction; see the module docstring for the errors."""
@@ -123,18 +127,24 @@ class PostgresSink:
     async def _attempt(self, work: Work) -> WriteResult:
         refused: list[Reject] = []
         written: list[int] = []
+        chain = self._chain.begin(work.offsets)
         # A connection that can no longer write (a failover) is dropped, not reused.
         async with acquire(self._pool, transaction=True) as connection:
             if work.isolate:
                 await self._compare_and_set(connection, work.offsets)
+                stored = await self._chain.stored(connection, work.audits)
                 for target, events in ((ACTIONS, work.actions), (AUDITS, work.audits)):
                     lost = await load_isolating(connection, target, events, make_stage=self._pooled)
                     refused += lost
                     written.append(len(events) - len(lost))
+                lost_audits = {reject.record for reject in refused}
+                chained = new_audits(work.audits, stored, lost_audits)
+                await self._chain.append(connection, chain, chained)
             else:
-                await self._store_new_first(connection, work)
+                await self._store_new_first(connection, work, chain)
                 written = [len(work.actions), len(work.audits)]
             await self._store_rejects(connection, [*work.rejects, *refused])
+        self._chain.commit(chain, work.offsets)
         reasons = Counter(reject.reason for reject in (*work.rejects, *refused))
         return WriteResult(actions=written[0], audits=written[1], rejects=dict(reasons))
 
@@ -174,7 +184,7 @@ class PostgresSink:
             raise PartitionsFencedError(frozenset(fenced))
         return stored
 
-    async def _store_new_first(self, connection: Connection, work: Work) -> None:
+    async def _store_new_first(self, connection: Connection, work: Work, chain: Pending) -> None:
         """COPY the events of new ids straight into the tables; merge only the others.
 
         A refused row, or an id another writer stores meanwhile, fails the COPY like the
@@ -190,6 +200,7 @@ class PostgresSink:
         await load(connection, ACTIONS, to_merge, make_stage=self._pooled)
         records = first_audits(work.audits, stored.audits)
         await copy(connection, "audit_logs", sql.AUDIT_COLUMNS, records)
+        await self._chain.append(connection, chain, new_audits(work.audits, stored.audits))
 
     async def _store_rejects(self, connection: Connection, rejects: Sequence[Reject]) -> None:
         for part in parts_within(REJECTS_MAX_BYTES, rejects, self._raw_max):

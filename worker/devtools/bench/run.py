@@ -8,9 +8,13 @@ run (so that the machine's load is shared alike):
 1. ``ceiling``: the resulting rows by binary COPY from memory, 1, 2, 3 connections;
 2. ``pipe``: getmany -> COPY of raw JSON into a jsonb column -> commit;
 3. ``floor``: the same rows through aiokafka, msgspec and COPY alone, no checks;
-4. ``worker``: ``log-ingest run`` as a process, draining the topics from the start;
-5. ``latency``: then a load of half the worker's measured rate, produce -> commit;
-6. with ``--pool-mode transaction``: the drain again, the worker in
+4. ``chain``: the worker draining the same backlog with the audit chain off, then on
+   (``worker.devtools.bench.chain_cost``), for the chain's cost;
+5. ``worker``: ``log-ingest run`` as a process, draining the topics from the start;
+6. ``latency``: then a load of half the worker's measured rate, produce -> commit;
+7. ``audit verify`` over what it wrote, and a drain of half as many new events while
+   ``retention run`` deletes the earlier rows;
+8. with ``--pool-mode transaction``: the drain again, the worker in
    ``DATABASE_POOL_MODE=transaction`` behind PgBouncer (``worker.devtools.bench.pooled``).
 
 See docs/benchmarks.md for what each figure means.
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from worker.devtools.bench.chain_cost import beside_retention, chain_on_and_off, verify_rate
 from worker.devtools.bench.contenders import CEILING_CONNECTIONS, ceiling, pipe, settle
 from worker.devtools.bench.data import Prefilled, prefill
 from worker.devtools.bench.floor import FloorRun, floor
@@ -77,11 +82,15 @@ async def _measure(admin: Settings, options: Options, steps: Steps) -> dict[str,
         with steps.step("floor: getmany -> msgspec -> COPY, no checks", filled.events) as advance:
             floor_run = await floor(settings, filled, advance)
         await settle(settings)
+        chain = await chain_on_and_off(settings, filled, steps)
+        await settle(settings)
         async with worker_process(settings) as worker:
             drained, latency = await _worker_phases(
                 settings, worker, filled, factory, steps, options.latency_s
             )
             peak_rss_mb = worker.peak_rss_mb()
+        chain["audit_verify_rows_per_s"] = round(await verify_rate(settings), 1)
+        chain |= await beside_retention(settings, factory, options.events // 2, steps)
         figures = _figures(filled, ceilings, pipe_s, floor_run, drained, latency, peak_rss_mb)
         if options.pool_mode == "transaction":
             pooled = await pooled_drain(settings, filled, steps, external=options.external)
@@ -91,7 +100,7 @@ async def _measure(admin: Settings, options: Options, steps: Steps) -> dict[str,
                 drained.seconds / float(pooled["pooled_worker_seconds"]),  # type: ignore[arg-type]
                 3,
             )
-    return figures
+    return figures | chain
 
 
 async def _worker_phases(

@@ -83,10 +83,14 @@ class WorkerProcess:
 
 
 @contextlib.asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[WorkerProcess]:
-    """``log-ingest run`` on the benchmark's database and topics; SIGTERM on exit."""
+async def worker_process(settings: Settings, *, chain: bool = True) -> AsyncIterator[WorkerProcess]:
+    """``log-ingest run`` on the benchmark's database and topics; SIGTERM on exit.
+    Without ``chain``, the audit chain is switched off (``worker.devtools.bench.no_chain``)."""
+    launch = ["-c", "from worker.cli import main; main()"]
+    if not chain:
+        launch = ["-m", "worker.devtools.bench.no_chain"]
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from worker.cli import main; main()", "run",
+        sys.executable, *launch, "run",
         env=_environment(settings), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

@@ -1,0 +1,149 @@
+"""Phases of ``log-ingest bench`` about the audit chain: its cost, verify's speed, and the
+worker's rate while retention runs.
+
+- ``drain_variant``: the worker drains the pre-filled backlog under a group of its own,
+  with the chain on or off (``worker.devtools.bench.no_chain``), measuring its CPU and
+  PostgreSQL's (``worker.devtools.bench.pgcpu``); ``empty_tables`` then resets the rows so
+  that the next drain inserts the same ones;
+- ``verify_rate``: ``audit verify`` over the chains the drain wrote, rows per second;
+- ``beside_retention``: a fresh backlog (events of today) drained by the worker while
+  ``retention run`` deletes the previous drain's rows (older than a day).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from worker.audit.retention import Policy, Retention, Summary
+from worker.audit.verify import verify
+from worker.devtools.bench.data import Advance, Prefilled, prefill
+from worker.devtools.bench.pgcpu import postgres_cpu_seconds, postmaster_pid
+from worker.devtools.bench.report import Steps
+from worker.devtools.bench.worker_process import drain, worker_process
+from worker.devtools.eventgen import EventFactory
+from worker.settings import Settings
+
+TABLES = "action_logs, audit_logs, audit_chain, audit_chain_seals, ingest_rejects"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One drain: wall time, the worker's CPU, PostgreSQL's CPU (None: not measurable)."""
+
+    seconds: float
+    worker_cpu_s: float
+    postgres_cpu_s: float | None
+
+
+async def drain_variant(
+    settings: Settings, filled: Prefilled, advance: Advance, *, chain: bool, group: str
+) -> Measured:
+    """The worker drains the whole backlog under ``group``, chain on or off."""
+    variant = settings.model_copy(update={"kafka_group_id": group})
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        postmaster = await postmaster_pid(connection)
+    finally:
+        await connection.close()
+    async with worker_process(variant, chain=chain) as worker:
+        pg_before = postgres_cpu_seconds(postmaster)
+        timeout_s = max(300.0, filled.events / 500)
+        drained = await drain(worker, variant, filled.ends, advance, timeout_s)
+        pg_after = postgres_cpu_seconds(postmaster)
+    pg = None if pg_before is None or pg_after is None else pg_after - pg_before
+    return Measured(drained.seconds, drained.cpu_seconds, pg)
+
+
+async def empty_tables(settings: Settings) -> None:
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        await connection.execute(f"TRUNCATE {TABLES}")
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
+
+
+async def verify_rate(settings: Settings) -> float:
+    """Chain entries ``audit verify`` checks per second here."""
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        report = await verify(connection)
+    finally:
+        await connection.close()
+    if not report.intact:
+        raise RuntimeError(f"the bench's chains do not verify: {report.breaks[:3]}")
+    return report.entries / report.seconds
+
+
+async def beside_retention(
+    settings: Settings, factory: EventFactory, events: int, steps: Steps
+) -> dict[str, float]:
+    """Drain ``events`` new events while retention deletes every row older than a day."""
+    factory.start = datetime.now(UTC)
+    # Retention logs its progress; stdout is the bench's JSON.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    with steps.step("pre-fill for the retention phase", events) as advance:
+        filled = await prefill(settings, factory, events, advance)
+    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    try:
+        with steps.step("worker: drain while retention runs", filled.events) as advance:
+            async with worker_process(settings) as worker:
+
+                async def retention() -> Summary:
+                    await worker.assigned.wait()  # it starts with the drain's clock
+                    return await Retention(connection, Policy(1, 1)).run()
+
+                task = asyncio.create_task(retention())
+                try:
+                    drained = await drain(worker, settings, filled.ends, advance, 300.0)
+                finally:
+                    if not worker.assigned.is_set():
+                        task.cancel()
+                summary = await task
+    finally:
+        await connection.close()
+    deleted = sum(summary.deleted.values())
+    return {
+        "worker_beside_retention_events_per_s": round(filled.events / drained.seconds, 1),
+        "retention_rows_deleted": deleted,
+        "retention_rows_per_s": round(deleted / summary.seconds, 1),
+        "retention_seconds": round(summary.seconds, 1),
+    }
+
+
+async def chain_on_and_off(
+    settings: Settings, filled: Prefilled, steps: Steps
+) -> dict[str, float | None]:
+    """The backlog drained with the chain off, then on (tables emptied after each): the
+    chain's cost per stored audit row, in the worker's CPU and in PostgreSQL's."""
+    runs: dict[bool, Measured] = {}
+    for chain in (False, True):
+        label = f"worker, chain {'on' if chain else 'off'}: drain"
+        with steps.step(label, filled.events) as advance:
+            group = f"{settings.kafka_group_id}-chain-{'on' if chain else 'off'}"
+            runs[chain] = await drain_variant(settings, filled, advance, chain=chain, group=group)
+        await empty_tables(settings)
+    audits, events = len(filled.audits), filled.events
+    off, on = runs[False], runs[True]
+    return {
+        "chain_off_events_per_s": round(events / off.seconds, 1),
+        "chain_on_events_per_s": round(events / on.seconds, 1),
+        "chain_off_worker_cpu_us_per_event": round(off.worker_cpu_s / events * 1e6, 2),
+        "chain_on_worker_cpu_us_per_event": round(on.worker_cpu_s / events * 1e6, 2),
+        "chain_worker_cpu_us_per_audit": _per(on.worker_cpu_s - off.worker_cpu_s, audits),
+        "chain_off_postgres_cpu_us_per_event": _per(off.postgres_cpu_s, events),
+        "chain_on_postgres_cpu_us_per_event": _per(on.postgres_cpu_s, events),
+        "chain_postgres_cpu_us_per_audit": _per(
+            None if on.postgres_cpu_s is None or off.postgres_cpu_s is None
+            else on.postgres_cpu_s - off.postgres_cpu_s, audits),
+    }  # fmt: skip
+
+
+def _per(seconds: float | None, count: int) -> float | None:
+    return None if seconds is None else round(seconds / count * 1e6, 2)
