@@ -103,7 +103,9 @@ class Starts:
         """The worker's: offsets and gaps of its group, waiting out database outages."""
         return cls(
             load_offsets=lambda tps: retrying(sink.load_offsets, tps),
-            ledger=GapLedger(pool, settings.kafka_group_id),
+            ledger=GapLedger(
+                pool, settings.kafka_group_id, in_transaction=settings.transaction_pooling
+            ),
             blocked=BlockedPartitions(readiness, metrics),
             metrics=metrics,
             policy=settings.offset_reset_policy,

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTopicPartition
 
 from worker.consume.kafka_config import client_options
+from worker.db.pool_mode import connect_options
 from worker.errors import ConfigError
 from worker.records import TopicPartition
 from worker.settings import Settings
@@ -49,9 +50,10 @@ async def show(settings: Settings) -> list[Position]:
     """Every partition of the worker's two topics, in order."""
     topics = [settings.kafka_action_topic, settings.kafka_audit_topic]
     bounds = await _log_bounds(settings, topics)
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    connection = await asyncpg.connect(settings.asyncpg_dsn, **connect_options(settings))
     try:
-        rows = await connection.fetch(STORED, settings.kafka_group_id)
+        async with connection.transaction():  # one server connection behind a pooler
+            rows = await connection.fetch(STORED, settings.kafka_group_id)
     finally:
         await connection.close()
     stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
@@ -67,7 +69,7 @@ async def move(settings: Settings, topic: str, partition: int | None, to: str | 
             raise ConfigError(f"--partition: {topic} has no partition {partition}")
         bounds = {TopicPartition(topic, partition): bounds[TopicPartition(topic, partition)]}
     moved = []
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
+    connection = await asyncpg.connect(settings.asyncpg_dsn, **connect_options(settings))
     try:
         for tp, (start, end) in sorted(bounds.items()):
             resumed = _target(to, start, end)

@@ -20,6 +20,8 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from worker.db.errors import transient_as_error
+from worker.db.failover import acquire
+from worker.db.pool_mode import fetch
 from worker.errors import PartitionsFencedError
 from worker.records import TopicPartition
 
@@ -107,16 +109,17 @@ SELECT
 class GapLedger:
     """The gaps of one consumer group."""
 
-    def __init__(self, pool: asyncpg.Pool, group_id: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, group_id: str, *, in_transaction: bool) -> None:
         self._pool = pool
         self._group_id = group_id
+        self._in_transaction = in_transaction  # behind a transaction pooler (pool_mode)
 
     async def record(self, gap: Gap) -> None:
         """Move the partition from ``gap.stored`` to ``gap.resumed`` and record why; raise
         ``PartitionsFencedError`` (having written nothing) when it no longer stood there."""
         tp = gap.tp
         with transient_as_error("recording an offset gap"):
-            async with self._pool.acquire() as connection, connection.transaction():
+            async with acquire(self._pool, transaction=True) as connection:
                 status = await connection.execute(
                     MOVE_OFFSET, self._group_id, tp.topic, tp.partition, gap.resumed, gap.stored
                 )
@@ -128,11 +131,10 @@ class GapLedger:
         """Whether the record at ``tp``/``offset`` is one this group stored (``identity``)."""
         size = 0 if value is None else len(value)
         with transient_as_error("reading what was stored"):
-            row = await self._pool.fetchrow(
-                RECALL, self._group_id, tp.topic, tp.partition, offset, size, value,
-                _event_id(value),
+            [row] = await fetch(
+                self._pool, RECALL, self._group_id, tp.topic, tp.partition, offset, size,
+                value, _event_id(value), in_transaction=self._in_transaction,
             )  # fmt: skip
-        assert row is not None
         same_reject, stored_at = row["same_reject"], row["stored_at"]
         known = bool(row["stored_row"]) if same_reject is None else bool(same_reject)
         return Recall(known, None if stored_at is None else int(stored_at.timestamp() * 1000))
@@ -142,7 +144,10 @@ class GapLedger:
         wanted = list(partitions)
         topics, numbers = [tp.topic for tp in wanted], [tp.partition for tp in wanted]
         with transient_as_error("reading offset gaps"):
-            rows = await self._pool.fetch(LATEST_GAPS, self._group_id, topics, numbers)
+            rows = await fetch(
+                self._pool, LATEST_GAPS, self._group_id, topics, numbers,
+                in_transaction=self._in_transaction,
+            )  # fmt: skip
         return {TopicPartition(row["topic"], row["partition"]): row["id"] for row in rows}
 
 

@@ -1,7 +1,7 @@
 """``log-ingest bench --pool-mode transaction``: the same drain again, behind a transaction pooler.
 
 After the default worker's phases, in the same run and on the same pre-filled topics,
-the bench empties the worker's tables and offsets, then drains the topics again from
+the bench empties the worker's tables (rows, chains, rejects), then drains the topics from
 the start with a ``log-ingest run`` in ``DATABASE_POOL_MODE=transaction`` (a group of
 its own), through a PgBouncer in transaction mode whose pool holds as many server
 connections as the worker's pool (``WRITE_CONNECTIONS`` + 2: the pooler adds a hop,
@@ -16,8 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import asyncpg
-
+from worker.devtools.bench.chain_cost import empty_tables
 from worker.devtools.bench.contenders import settle
 from worker.devtools.bench.data import Prefilled
 from worker.devtools.bench.report import Steps
@@ -30,7 +29,7 @@ async def pooled_drain(
     settings: Settings, filled: Prefilled, steps: Steps, *, external: bool
 ) -> dict[str, object]:
     """The transaction-mode worker's drain of everything pre-filled: its figures."""
-    await _empty(settings)
+    await empty_tables(settings)  # nothing of the earlier drains: rows, chains, rejects
     await settle(settings)
     direct = settings.model_copy(update={"kafka_group_id": settings.kafka_group_id + "-pooled"})
     timeout_s = max(300.0, filled.events / 500)
@@ -68,12 +67,3 @@ async def _through_pooler(
         yield pooled.model_copy(update={"database_url": bouncer.url(database)}), "pgbouncer"
     finally:
         bouncer.stop()
-
-
-async def _empty(settings: Settings) -> None:
-    """Nothing of the first drain left: rows, rejects and offsets."""
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
-    try:
-        await connection.execute("TRUNCATE action_logs, audit_logs, ingest_rejects, ingest_offsets")
-    finally:
-        await connection.close()
