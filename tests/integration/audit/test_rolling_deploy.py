@@ -21,9 +21,9 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 # The previous build, as far as the audit chain goes: at schema 005, no chain entries.
 OLD_BUILD = (sys.executable, "-c", """
-import worker.audit.ingest, worker.service.app
+import worker.audit.ingest, worker.service.database
 async def nothing(*args, **kwargs): return None
-worker.service.app._check_schema = nothing  # this build's head is 005
+worker.service.database._check_schema = nothing  # this build's head is 005
 worker.audit.ingest.AuditChain.append = nothing  # it knows no chain
 from worker.cli import main
 main()
