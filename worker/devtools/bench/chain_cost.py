@@ -22,14 +22,13 @@ import structlog
 
 from worker.audit.retention import Policy, Retention, Summary
 from worker.audit.verify import verify
+from worker.devtools.bench.contenders import empty_tables
 from worker.devtools.bench.data import Advance, Prefilled, prefill
 from worker.devtools.bench.pgcpu import postgres_cpu_seconds, postmaster_pid
 from worker.devtools.bench.report import Steps
 from worker.devtools.bench.worker_process import drain, worker_process
 from worker.devtools.eventgen import EventFactory
 from worker.settings import Settings
-
-TABLES = "action_logs, audit_logs, audit_chain, audit_chain_seals, ingest_rejects"
 
 
 @dataclass(frozen=True)
@@ -58,15 +57,6 @@ async def drain_variant(
         pg_after = postgres_cpu_seconds(postmaster)
     pg = None if pg_before is None or pg_after is None else pg_after - pg_before
     return Measured(drained.seconds, drained.cpu_seconds, pg)
-
-
-async def empty_tables(settings: Settings) -> None:
-    connection = await asyncpg.connect(settings.asyncpg_dsn)
-    try:
-        await connection.execute(f"TRUNCATE {TABLES}")
-        await connection.execute("VACUUM ANALYZE")
-    finally:
-        await connection.close()
 
 
 async def verify_rate(settings: Settings) -> float:

@@ -82,11 +82,16 @@ async def settle(settings: Settings) -> None:
         await connection.close()
 
 
+# What a contender or a worker's drain writes (offsets are per group: each has its own).
+WRITTEN = "action_logs, audit_logs, audit_chain, audit_chain_seals, ingest_rejects"
+
+
 async def empty_tables(settings: Settings) -> None:
-    """Empty the worker's tables, for the next contender."""
+    """Empty what the last contender or drain wrote, for the next one."""
     connection = await asyncpg.connect(settings.asyncpg_dsn)
     try:
-        await connection.execute("TRUNCATE action_logs, audit_logs")
+        await connection.execute(f"TRUNCATE {WRITTEN}")
+        await connection.execute("VACUUM ANALYZE")
     finally:
         await connection.close()
 

@@ -16,8 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-from worker.devtools.bench.chain_cost import empty_tables
-from worker.devtools.bench.contenders import settle
+from worker.devtools.bench.contenders import empty_tables, settle
 from worker.devtools.bench.data import Prefilled
 from worker.devtools.bench.report import Steps
 from worker.devtools.bench.worker_process import drain, worker_process
