@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     reject_breaker_min: int = Field(default=1000, ge=1)
     shutdown_grace_s: float = Field(default=20.0, gt=0)
     retry_backoff_initial_s: float = Field(default=0.1, gt=0)
-    retry_backoff_max_s: float = Field(default=10.0, gt=0)
+    # Short enough that a write resumes within seconds of a failover's promotion.
+    retry_backoff_max_s: float = Field(default=3.0, gt=0)
 
     # Tenant cache.
     tenant_cache_size: int = Field(default=100_000, ge=1)
