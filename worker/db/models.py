@@ -236,7 +236,15 @@ class IngestRejectSuperseded(RejectedMessage, Base):
     )
 
 
-class AuditChainEntry(Base):
+class ChainKey:
+    """Which chain: one per (tenant, source topic, partition)."""
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class AuditChainEntry(ChainKey, Base):
     """One stored audit row's place in its chain (migration 006; docs/contract.md).
 
     One chain per (tenant, source topic, partition), in Kafka offset order; ``hash`` is
@@ -246,9 +254,6 @@ class AuditChainEntry(Base):
     __tablename__ = "audit_chain"
     __table_args__ = (Index("ix_audit_chain_audit_id", "audit_id"),)
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
-    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     audit_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     prev_hash: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
@@ -258,14 +263,11 @@ class AuditChainEntry(Base):
     )
 
 
-class AuditChainSeal(Base):
+class AuditChainSeal(ChainKey, Base):
     """Where retention cut a chain: the last deleted entry's seq and hash."""
 
     __tablename__ = "audit_chain_seals"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
-    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     hash: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
     sealed_at: Mapped[datetime] = mapped_column(
@@ -273,14 +275,11 @@ class AuditChainSeal(Base):
     )
 
 
-class AuditChainPruned(Base):
+class AuditChainPruned(ChainKey, Base):
     """The digest of an audit row retention deleted past its chain's seal."""
 
     __tablename__ = "audit_chain_pruned"
 
-    tenant_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    topic: Mapped[str] = mapped_column(String(255), primary_key=True)
-    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     digest: Mapped[bytes] = mapped_column(BYTEA, nullable=False)
     pruned_at: Mapped[datetime] = mapped_column(
