@@ -21,3 +21,9 @@ GRANT INSERT ON ingest_rejects_superseded TO log_ingest_worker;
 GRANT SELECT ON audit_logs TO log_ingest_worker;
 GRANT SELECT, INSERT ON audit_chain TO log_ingest_worker;
 GRANT SELECT ON audit_chain_seals TO log_ingest_worker;
+-- Since migration 007: one function computes a batch's entries in PostgreSQL. It runs with
+-- the privileges above (SECURITY INVOKER); EXECUTE is granted to PUBLIC by default, and
+-- here as well for databases that revoke it.
+GRANT EXECUTE ON FUNCTION
+    audit_chain_append(uuid[], integer[], uuid[], text[], integer[], bigint[], bytea[])
+    TO log_ingest_worker;

@@ -7,11 +7,12 @@ Kafka offset order. An entry's hash is
 
 where ``prev_hash`` is the previous entry's hash (32 zero bytes for a chain's first
 entry, or the seal's hash after retention), and ``encode_row`` concatenates the twelve
-columns of ``audit_logs`` in table order, each as PostgreSQL prints it (``ROW_TEXT``):
+columns of ``audit_logs`` in table order, each as PostgreSQL prints it (``row_text``):
 a NULL as ``~``, any other value as ``<length in UTF-8 bytes>:<text>``. The lengths
 make the encoding unambiguous whatever the text holds; the JSON columns are encoded as
 ``jsonb`` prints them (sorted keys, PostgreSQL's spacing), so the worker's digest, computed
-by PostgreSQL on the stored row (``ROW_DIGEST``), and a verifier's agree by construction.
+by PostgreSQL on the stored row (``audit_chain_append``, migration 007, the same encoding
+in SQL), and a verifier's agree by construction.
 """
 
 from __future__ import annotations
@@ -37,23 +38,10 @@ def row_text(alias: str = "") -> tuple[str, ...]:
     )  # fmt: skip
 
 
-ROW_TEXT: Final = row_text()
-
-
 def row_bytes(alias: str = "") -> tuple[str, ...]:
     """The same columns as their UTF-8 bytes, the form ``encode_row`` takes (bytea is what
     the driver hands over fastest: no text decoding to encode again)."""
     return tuple(f"convert_to({column}, 'UTF8')" for column in row_text(alias))
-
-
-def _field_sql(expression: str) -> str:
-    # NULL || ... is NULL, so the coalesce turns exactly the NULL columns into the marker.
-    return f"coalesce(octet_length({expression})::text || ':' || {expression}, '~')"
-
-
-# The same encoding in SQL, and the digest PostgreSQL computes of a stored row with it.
-ROW_ENCODING_SQL: Final = " || ".join(_field_sql(column) for column in ROW_TEXT)
-ROW_DIGEST: Final = f"sha256(convert_to({ROW_ENCODING_SQL}, 'UTF8'))"
 
 
 def encode_row(fields: Sequence[bytes | None]) -> bytes:

@@ -1,4 +1,4 @@
-"""The heads of the audit chains a worker writes: kept in memory, loaded from PostgreSQL.
+"""The heads of the audit chains a worker writes, kept in memory between batches.
 
 A chain is (tenant_id, topic, partition); its head is its last entry's (seq, hash), or its
 seal's when retention deleted every entry, or (0, GENESIS) before its first entry.
@@ -7,9 +7,10 @@ seal's when retention deleted every entry, or (0, GENESIS) before its first entr
 offset at which they are valid: the offset that partition's next batch starts from when
 nobody else wrote it meanwhile. A batch starting anywhere else (this replica lost the
 partition and got it back, an older write was fenced, a commit's outcome was unknown)
-drops the partition's heads, and they are loaded again inside the batch's transaction,
-after the offset compare-and-set has locked the partition's row: no other writer can
-then move its chains until the transaction ends.
+drops the partition's heads, and PostgreSQL reads them again inside the batch's
+transaction (``audit_chain_append``: a head the writer passes as NULL), after the offset
+compare-and-set has locked the partition's row: no other writer can then move its
+chains until the transaction ends.
 
 ``Pending`` is one batch's view: it reads through to the heads valid at the batch's start
 and keeps its own advances apart; ``ChainHeads.commit`` takes them only after the
@@ -18,28 +19,13 @@ transaction committed, so a retried, refused or fenced write leaves the heads un
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from uuid import UUID
 
-from worker.audit.chain import GENESIS
 from worker.records import OffsetRange, TopicPartition
-from worker.write.connection import Connection
 
 Head = tuple[int, bytes]  # seq, hash
 ChainKey = tuple[UUID, str, int]  # tenant_id, topic, partition
-
-LOAD_HEADS = """
-SELECT k.tenant_id, k.topic, k.partition,
-    coalesce(c.seq, s.seq, 0) AS seq, coalesce(c.hash, s.hash) AS hash
-FROM unnest($1::uuid[], $2::text[], $3::integer[]) AS k(tenant_id, topic, partition)
-LEFT JOIN LATERAL (
-    SELECT seq, hash FROM audit_chain AS a
-    WHERE a.tenant_id = k.tenant_id AND a.topic = k.topic AND a.partition = k.partition
-    ORDER BY seq DESC LIMIT 1
-) AS c ON true
-LEFT JOIN audit_chain_seals AS s
-    ON s.tenant_id = k.tenant_id AND s.topic = k.topic AND s.partition = k.partition
-"""
 
 
 class Pending:
@@ -58,16 +44,6 @@ class Pending:
 
     def set(self, key: ChainKey, head: Head) -> None:
         self.advanced[key] = head
-
-    async def load(self, connection: Connection, keys: Iterable[ChainKey]) -> None:
-        """Load the heads of chains not known, from PostgreSQL, in the caller's transaction."""
-        missing = [key for key in dict.fromkeys(keys) if self.get(key) is None]
-        if not missing:
-            return
-        tenants, topics, partitions = (list(column) for column in zip(*missing, strict=True))
-        rows = await connection.fetch(LOAD_HEADS, tenants, topics, partitions)
-        for tenant, topic, partition, seq, digest in rows:
-            self.advanced[(tenant, topic, partition)] = (seq, digest or GENESIS)
 
 
 class ChainHeads:

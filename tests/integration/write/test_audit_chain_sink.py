@@ -12,7 +12,7 @@ from tests.integration.write.events import AUDITS_TP, audit, batch
 from worker.audit.chain import GENESIS, entry_hash, row_bytes, row_digest
 from worker.audit.verify import verify
 from worker.errors import PartitionsFencedError
-from worker.records import OffsetRange
+from worker.records import Accepted, OffsetRange
 from worker.write.sink import PostgresSink
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,13 +45,32 @@ async def test_stored_audits_are_chained_in_kafka_order(
 async def test_postgres_and_python_compute_the_same_digest(
     sink: PostgresSink, pool: asyncpg.Pool, tenant: uuid.UUID
 ) -> None:
-    """The entry's hash is SHA-256(prev || digest of the row as PostgreSQL prints it)."""
-    event = audit(uuid.uuid4(), tenant, offset=0)
-    await sink.write(batch(event, offsets={AUDITS_TP: OffsetRange(None, 1)}))
-    fields = await pool.fetchrow(f"SELECT {', '.join(row_bytes())} FROM audit_logs")
-    assert fields is not None
-    (entry,) = await chain_rows(pool)
-    assert entry["hash"] == entry_hash(GENESIS, row_digest(list(fields.values())))
+    """Each entry's hash is SHA-256(prev || digest of the row as PostgreSQL prints it),
+    whatever the row holds: NULLs, non-ASCII, quotes, JSON that jsonb rewrites, a
+    timestamp on a whole second."""
+    plain = audit(uuid.uuid4(), tenant, offset=0)
+    awkward = plain.row._replace(
+        id=uuid.uuid4(),
+        user_id=None,
+        action='créé "x"\n',
+        resource_id="ü:1~",
+        changes='{"b":1.50, "a": [1e2, -0, "\\u00e9\\n"], "a": {"z": null}}',
+        ip_address=None,
+        user_agent="",
+        metadata='{"nested": {"long key": true, "k": 0.0001}}',
+        occurred_at=plain.row.occurred_at.replace(microsecond=0),
+    )
+    events = [plain, Accepted(awkward, plain.record._replace(offset=1))]
+    await sink.write(batch(*events, offsets={AUDITS_TP: OffsetRange(None, 2)}))
+    prev = GENESIS
+    for event, entry in zip(events, await chain_rows(pool), strict=True):
+        fields = await pool.fetchrow(
+            f"SELECT {', '.join(row_bytes())} FROM audit_logs WHERE id = $1", event.row.id
+        )
+        assert fields is not None
+        assert entry["audit_id"] == event.row.id
+        assert entry["hash"] == entry_hash(prev, row_digest(list(fields.values())))
+        prev = entry["hash"]
 
 
 async def test_refused_audit_is_not_chained(
