@@ -34,7 +34,11 @@ from worker.errors import TransientError
 from worker.records import Accepted, OffsetRange, RawRecord, TopicPartition
 from worker.write.connection import Connection
 
-APPEND: Final = "SELECT chain, seq, hash FROM audit_chain_append($1, $2, $3, $4, $5, $6, $7)"
+# Each row's chain goes as the text of an array: half the driver's time for an integer[]
+# (which checks every element for nesting), and less for PostgreSQL to read.
+APPEND: Final = """
+SELECT chain, seq, hash FROM audit_chain_append($1, $2::text::integer[], $3, $4, $5, $6, $7)
+"""
 STORED_IDS: Final = "SELECT id FROM audit_logs WHERE id = ANY($1::uuid[])"
 
 
@@ -77,19 +81,22 @@ class AuditChain:
         """Chain the rows just stored for ``events`` (see ``new_audits``), in their order."""
         if not events:
             return
-        number: dict[ChainKey, int] = {}  # a chain's index in the arrays; theirs start at 1
+        # A chain's index in the arrays (theirs start at 1), keyed by the tenant's int: every
+        # event has its own UUID object, whose __hash__ and __eq__ are Python code (2x slower).
+        number: dict[tuple[int, str, int], int] = {}
         chain_of = [
             number.setdefault(
-                (event.row.tenant_id, event.record.topic, event.record.partition), len(number) + 1
+                (event.row.tenant_id.int, event.record.topic, event.record.partition),
+                len(number) + 1,
             )
             for event in events
         ]
-        chains = list(number)
+        chains: list[ChainKey] = [(UUID(int=tenant), topic, part) for tenant, topic, part in number]
         heads = [pending.get(key) for key in chains]
         tenants, topics, partitions = zip(*chains, strict=True)
         try:
             rows = await connection.fetch(
-                APPEND, [event.row.id for event in events], chain_of,
+                APPEND, [event.row.id for event in events], _array_text(chain_of),
                 tenants, topics, partitions,
                 [head and head[0] for head in heads], [head and head[1] for head in heads],
             )  # fmt: skip
@@ -98,3 +105,8 @@ class AuditChain:
             raise TransientError("audit chain heads were stale; reloading them") from exc
         for chain, seq, digest in rows:
             pending.set(chains[chain - 1], (seq, digest))
+
+
+def _array_text(numbers: list[int]) -> str:
+    """An integer[] as PostgreSQL reads it from text: ``{1,2,3}``."""
+    return "{" + ",".join(map(str, numbers)) + "}"
