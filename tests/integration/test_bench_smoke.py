@@ -28,6 +28,8 @@ KEYS = (
     "chain_off_events_per_s",
     "chain_on_events_per_s",
     "chain_worker_cpu_us_per_audit",
+    "chain_append_worker_cpu_us_per_audit",
+    "chain_append_us_per_audit",
     "audit_verify_rows_per_s",
     "worker_beside_retention_events_per_s",
     "retention_rows_per_s",

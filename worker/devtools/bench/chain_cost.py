@@ -6,6 +6,9 @@ worker's rate while retention runs.
   PostgreSQL's (``worker.devtools.bench.pgcpu``); ``empty_tables`` then resets the rows so
   that the next drain inserts the same ones;
 - ``verify_rate``: ``audit verify`` over the chains the drain wrote, rows per second;
+- ``append_cost``: the chain's step alone (``AuditChain.append``) on rows the drain stored,
+  the bench's thread's CPU and the wall time per row: the worker's share directly, where
+  the drains' difference drowns a few microseconds in their noise;
 - ``beside_retention``: a fresh backlog (events of today) drained by the worker while
   ``retention run`` deletes the previous drain's rows (older than a day).
 """
@@ -13,13 +16,17 @@ worker's rate while retention runs.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 import structlog
 
+from worker.audit.ingest import AuditChain
 from worker.audit.retention import Policy, Retention, Summary
 from worker.audit.verify import verify
 from worker.devtools.bench.contenders import empty_tables
@@ -28,7 +35,9 @@ from worker.devtools.bench.pgcpu import postgres_cpu_seconds, postmaster_pid
 from worker.devtools.bench.report import Steps
 from worker.devtools.bench.worker_process import drain, worker_process
 from worker.devtools.eventgen import EventFactory
+from worker.records import Accepted, AuditRow, RawRecord
 from worker.settings import Settings
+from worker.write.codecs import use_fast_codecs
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,53 @@ async def verify_rate(settings: Settings) -> float:
     if not report.intact:
         raise RuntimeError(f"the bench's chains do not verify: {report.breaks[:3]}")
     return report.entries / report.seconds
+
+
+async def append_cost(
+    settings: Settings, rows: int = 5000, runs: int = 5
+) -> dict[str, float | None]:
+    """The chain's step for ``rows`` stored audit rows, each run rolled back: medians of
+    this thread's CPU (the worker's share) and of the wall time (PostgreSQL's, nearly
+    all of it), per row. The rows are chained again after their stored chains."""
+    pool = await asyncpg.create_pool(
+        settings.asyncpg_dsn, min_size=1, max_size=1, init=use_fast_codecs
+    )
+    try:
+        async with pool.acquire() as connection:
+            stored = await connection.fetch(
+                "SELECT id, tenant_id, user_id, action, resource_type, resource_id,"
+                " changes::text, ip_address, user_agent, metadata::text, created_at"
+                " FROM audit_logs LIMIT $1",
+                rows,
+            )
+            # Decoded events hold uuid.UUID (not the driver's own UUID, which is faster).
+            events = [
+                Accepted(
+                    AuditRow(UUID(bytes=row[0].bytes), UUID(bytes=row[1].bytes), *row[2:]),
+                    RawRecord(settings.kafka_audit_topic, at % 4, at, None, None, 0),
+                )
+                for at, row in enumerate(stored)
+            ]
+            if not events:
+                return {}
+            cpu: list[float] = []
+            wall: list[float] = []
+            for _ in range(runs):
+                chain, transaction = AuditChain(), connection.transaction()
+                await transaction.start()
+                try:
+                    started, started_cpu = time.perf_counter(), time.thread_time()
+                    await chain.append(connection, chain.begin({}), events)
+                    cpu.append(time.thread_time() - started_cpu)
+                    wall.append(time.perf_counter() - started)
+                finally:
+                    await transaction.rollback()
+    finally:
+        await pool.close()
+    return {
+        "chain_append_worker_cpu_us_per_audit": _per(statistics.median(cpu), len(events)),
+        "chain_append_us_per_audit": _per(statistics.median(wall), len(events)),
+    }
 
 
 async def beside_retention(

@@ -28,7 +28,12 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from worker.devtools.bench.chain_cost import beside_retention, chain_on_and_off, verify_rate
+from worker.devtools.bench.chain_cost import (
+    append_cost,
+    beside_retention,
+    chain_on_and_off,
+    verify_rate,
+)
 from worker.devtools.bench.contenders import CEILING_CONNECTIONS, ceiling, pipe, settle
 from worker.devtools.bench.data import Prefilled, prefill
 from worker.devtools.bench.floor import FloorRun, floor
@@ -90,6 +95,7 @@ async def _measure(admin: Settings, options: Options, steps: Steps) -> dict[str,
             )
             peak_rss_mb = worker.peak_rss_mb()
         chain["audit_verify_rows_per_s"] = round(await verify_rate(settings), 1)
+        chain |= await append_cost(settings)
         chain |= await beside_retention(settings, factory, options.events // 2, steps)
         figures = _figures(filled, ceilings, pipe_s, floor_run, drained, latency, peak_rss_mb)
         if options.pool_mode == "transaction":
