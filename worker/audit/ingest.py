@@ -6,8 +6,8 @@
 2. after the audit rows are stored (and the offsets compare-and-set, which fences the
    partitions' chains exactly as it fences their rows): ``append`` hands PostgreSQL the
    rows' ids in chain order and the heads it holds, and ``audit_chain_append`` (migration
-   007) reads the heads not known, computes each stored row's digest (``ROW_DIGEST``: the
-   stored values, as a verifier reads them) and its entry's hash, inserts the entries and
+   007) reads the heads not known, computes each stored row's digest (from the stored
+   values, as a verifier reads them) and its entry's hash, inserts the entries and
    returns the new heads: one round trip, and no hashing in the worker;
 3. ``commit(pending, offsets)`` only once the transaction committed.
 
@@ -103,8 +103,8 @@ class AuditChain:
         except asyncpg.UniqueViolationError as exc:
             self._heads.forget()
             raise TransientError("audit chain heads were stale; reloading them") from exc
-        for chain, seq, digest in rows:
-            pending.set(chains[chain - 1], (seq, digest))
+        for chain, seq, head_hash in rows:
+            pending.set(chains[chain - 1], (seq, head_hash))
 
 
 def _array_text(numbers: list[int]) -> str:

@@ -38,6 +38,7 @@ from worker.devtools.eventgen import EventFactory
 from worker.records import Accepted, AuditRow, RawRecord
 from worker.settings import Settings
 from worker.write.codecs import use_fast_codecs
+from worker.write.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -91,20 +92,7 @@ async def append_cost(
     )
     try:
         async with pool.acquire() as connection:
-            stored = await connection.fetch(
-                "SELECT id, tenant_id, user_id, action, resource_type, resource_id,"
-                " changes::text, ip_address, user_agent, metadata::text, created_at"
-                " FROM audit_logs LIMIT $1",
-                rows,
-            )
-            # Decoded events hold uuid.UUID (not the driver's own UUID, which is faster).
-            events = [
-                Accepted(
-                    AuditRow(UUID(bytes=row[0].bytes), UUID(bytes=row[1].bytes), *row[2:]),
-                    RawRecord(settings.kafka_audit_topic, at % 4, at, None, None, 0),
-                )
-                for at, row in enumerate(stored)
-            ]
+            events = await _stored_audits(connection, settings.kafka_audit_topic, rows)
             if not events:
                 return {}
             cpu: list[float] = []
@@ -125,6 +113,23 @@ async def append_cost(
         "chain_append_worker_cpu_us_per_audit": _per(statistics.median(cpu), len(events)),
         "chain_append_us_per_audit": _per(statistics.median(wall), len(events)),
     }
+
+
+async def _stored_audits(connection: Connection, topic: str, rows: int) -> list[Accepted]:
+    """Up to ``rows`` stored audit rows as the events the worker decoded, in 4 partitions."""
+    stored = await connection.fetch(
+        "SELECT id, tenant_id, user_id, action, resource_type, resource_id, changes::text,"
+        " ip_address, user_agent, metadata::text, created_at FROM audit_logs LIMIT $1",
+        rows,
+    )
+    # Decoded events hold uuid.UUID (not the driver's own UUID, which is faster).
+    return [
+        Accepted(
+            AuditRow(UUID(bytes=row[0].bytes), UUID(bytes=row[1].bytes), *row[2:]),
+            RawRecord(topic, at % 4, at, None, None, 0),
+        )
+        for at, row in enumerate(stored)
+    ]
 
 
 async def beside_retention(
